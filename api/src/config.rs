@@ -1,0 +1,154 @@
+//! Runtime configuration, read from the environment (the runtime contract in
+//! `shared/spec/architecture.md`; the README lists every variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmbeddingBackend {
+    Local,
+    Http,
+    Dummy,
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub db_schema: String,
+    pub migrate: bool,
+    pub db_pool_size: u32,
+    pub listen: SocketAddr,
+    pub jwt_secret: Option<String>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub tenant: Option<String>,
+    pub embedding_backend: EmbeddingBackend,
+    pub model_dir: Option<PathBuf>,
+    pub embedding_url: Option<String>,
+    pub embedding_model: String,
+    pub embedding_api_key: Option<String>,
+    pub embedding_timeout: Duration,
+    pub trusted_clients: Vec<String>,
+    pub quarantine_auto_approve: bool,
+    pub quarantine_untrusted_writes: bool,
+    pub auto_resolve_issues: Vec<String>,
+    pub access_log_retention_days: u32,
+    pub request_timeout: Duration,
+    pub hnsw_ef_search: u32,
+    pub exact_search_max_rows: i64,
+}
+
+/// Published example secrets that must never sign production tokens.
+const REFUSED_SECRETS: [&str; 2] = ["secret", "dev-secret-change-me"];
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds the config from any key lookup (tests pass a map instead of the process env).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database_url = get("PINAK_DATABASE_URL").ok_or(ConfigError::Missing("PINAK_DATABASE_URL"))?;
+        let db_schema = get("PINAK_DB_SCHEMA").unwrap_or_else(|| "public".into());
+        if !is_identifier(&db_schema) {
+            return Err(invalid("PINAK_DB_SCHEMA", &db_schema, "use lowercase letters, digits and _ (at most 63)"));
+        }
+        let jwt_secret = get("PINAK_JWT_SECRET");
+        match &jwt_secret {
+            None => return Err(ConfigError::Missing("PINAK_JWT_SECRET")),
+            Some(s) if REFUSED_SECRETS.contains(&s.as_str()) => {
+                return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "a published example secret; generate one, e.g. `openssl rand -base64 48`"));
+            }
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "shorter than 32 bytes"));
+            }
+            Some(_) => {}
+        }
+        let embedding_backend = match get("PINAK_EMBEDDING_BACKEND").unwrap_or_else(|| "local".into()).to_ascii_lowercase().as_str() {
+            "local" => EmbeddingBackend::Local,
+            "http" => EmbeddingBackend::Http,
+            "dummy" => EmbeddingBackend::Dummy,
+            "none" | "off" | "disabled" => EmbeddingBackend::None,
+            other => return Err(invalid("PINAK_EMBEDDING_BACKEND", other, "expected local, http, dummy or none")),
+        };
+        let model_dir = get("PINAK_MODEL_DIR").map(PathBuf::from);
+        if embedding_backend == EmbeddingBackend::Local && model_dir.is_none() {
+            return Err(ConfigError::Missing("PINAK_MODEL_DIR (directory of all-MiniLM-L6-v2; scripts/dev sets it)"));
+        }
+        let embedding_url = get("PINAK_EMBEDDING_URL");
+        if embedding_backend == EmbeddingBackend::Http && embedding_url.is_none() {
+            return Err(ConfigError::Missing("PINAK_EMBEDDING_URL (with PINAK_EMBEDDING_BACKEND=http)"));
+        }
+        Ok(Config {
+            database_url,
+            db_schema,
+            migrate: parse_bool(&get, "PINAK_MIGRATE", true)?,
+            db_pool_size: parse_num(&get, "PINAK_DB_POOL_SIZE", 8)?,
+            listen: parse_num(&get, "PINAK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            jwt_secret,
+            jwt_issuer: get("PINAK_JWT_ISSUER").unwrap_or_else(|| "pinak-memory".into()),
+            jwt_audience: get("PINAK_JWT_AUDIENCE").unwrap_or_else(|| "pinak-memory-api".into()),
+            tenant: get("PINAK_TENANT"),
+            embedding_backend,
+            model_dir,
+            embedding_url,
+            embedding_model: get("PINAK_EMBEDDING_MODEL").unwrap_or_else(|| "all-MiniLM-L6-v2".into()),
+            embedding_api_key: get("PINAK_EMBEDDING_API_KEY"),
+            embedding_timeout: Duration::from_millis(parse_num(&get, "PINAK_EMBEDDING_TIMEOUT_MS", 10_000)?),
+            trusted_clients: parse_csv(get("PINAK_TRUSTED_CLIENTS")),
+            quarantine_auto_approve: parse_bool(&get, "PINAK_QUARANTINE_AUTO_APPROVE", false)?,
+            quarantine_untrusted_writes: parse_bool(&get, "PINAK_QUARANTINE_UNTRUSTED_WRITES", false)?,
+            auto_resolve_issues: parse_csv(get("PINAK_AUTO_RESOLVE_ISSUES")),
+            access_log_retention_days: parse_num(&get, "PINAK_ACCESS_LOG_RETENTION_DAYS", 90)?,
+            request_timeout: Duration::from_millis(parse_num(&get, "PINAK_REQUEST_TIMEOUT_MS", 30_000)?),
+            hnsw_ef_search: parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100)?,
+            exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 20_000)?,
+        })
+    }
+}
+
+fn invalid(name: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { name, value: value.to_owned(), reason: reason.to_owned() }
+}
+
+fn parse_num<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| invalid(name, &v, &e.to_string())),
+    }
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(invalid(name, &v, "expected true or false")),
+    }
+}
+
+fn parse_csv(v: Option<String>) -> Vec<String> {
+    v.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default()
+}
+
+/// A Postgres identifier we can quote safely and that the operator can generate.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}

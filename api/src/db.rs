@@ -1,0 +1,54 @@
+//! Connection pool and migrations. Each store lives in its own schema: the pool pins
+//! `search_path` to `"<schema>", public` (pgvector's types live in public) and the session
+//! time zone to UTC, so timestamps render as RFC 3339 in UTC.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::config::Config;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub fn connect_options(cfg: &Config) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(&cfg.database_url)?
+        .options([("search_path", format!("\"{}\",public", cfg.db_schema).as_str()), ("timezone", "UTC")])
+        .application_name("pinak-api"))
+}
+
+/// A lazy pool: the service starts (and answers liveness) while the database is down and
+/// connects when it comes back.
+pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
+    Ok(PgPoolOptions::new()
+        .max_connections(cfg.db_pool_size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(connect_options(cfg)?))
+}
+
+/// Standalone mode: create the schema and pgvector if missing, then apply `migrations/`.
+/// In operator mode (`PINAK_MIGRATE=false`) the operator has done this with owner rights.
+pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    // Serialise concurrent replicas starting at once on the same store.
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(format!("pinak-migrate:{schema}")).execute(&mut *conn).await?;
+    let result = async {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))).execute(&mut *conn).await?;
+        let has_vector: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')")
+            .fetch_one(&mut *conn)
+            .await?;
+        if !has_vector {
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public").execute(&mut *conn).await?;
+        }
+        MIGRATOR.run(&mut *conn).await.map_err(sqlx::Error::from)
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(format!("pinak-migrate:{schema}")).execute(&mut *conn).await?;
+    result
+}
+
+/// Latest applied migration version, for health and status reporting.
+pub async fn migration_version(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await
+}

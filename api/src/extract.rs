@@ -1,0 +1,77 @@
+//! Request extractors whose rejections are the contract's 422 validation bodies
+//! (FastAPI's `{"detail": [{"loc", "msg", "type"}]}`) instead of axum's plain-text errors.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::AppError;
+
+/// A JSON body deserialised into `T`; malformed JSON or wrong types give 422.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::bad_request("Request body interrupted"))?;
+        let value: Value = if bytes.is_empty() {
+            return Err(AppError::validation(&["body"], "Field required", "missing"));
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?
+        };
+        serde_json::from_value(value).map(JsonBody).map_err(|e| AppError::validation(&["body"], e.to_string(), "value_error"))
+    }
+}
+
+/// An optional JSON body: empty means `None`.
+pub struct OptionalJsonBody(pub Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::bad_request("Request body interrupted"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJsonBody(Some(v)))
+            .map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))
+    }
+}
+
+/// Query parameters deserialised into `T`; a missing or mistyped parameter gives 422.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_from_str(query).map(QueryParams).map_err(|e| AppError::validation(&["query"], e, "value_error"))
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| "invalid query string".to_string())?)
+        .map(|q| q.0)
+        .map_err(|e| e.body_text())
+}
+
+/// Checks an integer parameter against its inclusive range, as FastAPI's `Query(ge, le)`.
+pub fn check_range(name: &str, value: i64, min: i64, max: i64) -> Result<i64, AppError> {
+    if value < min {
+        Err(AppError::validation(&["query", name], format!("Input should be greater than or equal to {min}"), "greater_than_equal"))
+    } else if value > max {
+        Err(AppError::validation(&["query", name], format!("Input should be less than or equal to {max}"), "less_than_equal"))
+    } else {
+        Ok(value)
+    }
+}

@@ -1,0 +1,126 @@
+//! Pinak memory API: a stateless axum service over PostgreSQL + pgvector.
+//!
+//! Where to look: the auth rule is `auth`, the tenant-isolation rule is `tenancy` (applied
+//! by `records`, `search` and every handler), the search ranking is `search`, the write path
+//! is `write`, the request pipeline is `http`, and the routes are listed in `routes`.
+
+pub mod access;
+pub mod actor;
+pub mod audit;
+pub mod auth;
+pub mod clients;
+pub mod config;
+pub mod db;
+pub mod embedding;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod layers;
+pub mod metrics;
+pub mod nudges;
+pub mod quarantine;
+pub mod records;
+pub mod routes;
+pub mod schemas;
+pub mod search;
+pub mod state;
+pub mod telemetry;
+pub mod tenancy;
+pub mod write;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, EmbeddingBackend};
+use crate::embedding::{DummyEmbedder, Embedder, EmbeddingError, HttpEmbedder, HttpEmbedderConfig, LocalEmbedder};
+use crate::state::{AppState, Verification};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(String),
+    #[error("{0}")]
+    Embedding(#[from] EmbeddingError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+pub fn build_embedder(cfg: &Config) -> Result<Embedder, EmbeddingError> {
+    Ok(match cfg.embedding_backend {
+        EmbeddingBackend::None => Embedder::None,
+        EmbeddingBackend::Dummy => Embedder::Dummy(DummyEmbedder),
+        EmbeddingBackend::Local => {
+            let dir = cfg.model_dir.clone().unwrap_or_default();
+            Embedder::Local(Arc::new(LocalEmbedder::load(&dir)?))
+        }
+        EmbeddingBackend::Http => Embedder::Http(Arc::new(HttpEmbedder::new(HttpEmbedderConfig {
+            url: cfg.embedding_url.clone().unwrap_or_default(),
+            model: cfg.embedding_model.clone(),
+            api_key: cfg.embedding_api_key.clone(),
+            timeout: cfg.embedding_timeout,
+            max_retries: 3,
+        })?)),
+    })
+}
+
+/// Builds the state and runs migrations (standalone mode). The model loads on the blocking
+/// pool so a slow disk does not stall the runtime.
+pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
+    let pool = db::pool(&cfg)?;
+    if cfg.migrate {
+        db::migrate(&pool, &cfg.db_schema).await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    }
+    let embed_cfg = cfg.clone();
+    let embedder = tokio::task::spawn_blocking(move || build_embedder(&embed_cfg))
+        .await
+        .map_err(|e| EmbeddingError::Load { path: "model".into(), reason: e.to_string() })??;
+    let verifier = auth::TokenVerifier::hs256(cfg.jwt_secret.as_deref().unwrap_or_default(), &cfg.jwt_issuer, &cfg.jwt_audience);
+    let state = AppState::new(cfg, pool, embedder, verifier);
+    state.set_verification(Verification::Verifying);
+    // A store must be reachable and migrated before we call ourselves ready.
+    db::migration_version(&state.pool).await?;
+    state.set_verification(Verification::Ready);
+    Ok(state)
+}
+
+/// Watches the database so readiness turns false while it is gone and true when it returns.
+pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let up = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+            if up != state.db_up() {
+                tracing::warn!(database_up = up, "database availability changed");
+                state.set_db_up(up);
+            }
+        }
+    })
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let watch = spawn_db_watch(state.clone());
+    let app = routes::router(state.clone());
+    let stopping = state.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.set_verification(Verification::Stopping);
+        })
+        .await;
+    watch.abort();
+    state.pool.close().await;
+    result
+}
+
+pub async fn bind(cfg: &Config) -> Result<TcpListener, StartError> {
+    TcpListener::bind(cfg.listen).await.map_err(|source| StartError::Listen { addr: cfg.listen.to_string(), source })
+}

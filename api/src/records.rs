@@ -1,0 +1,136 @@
+//! Storage of memory records, always inside a `Scope` (see `tenancy`). Rows come back as the
+//! JSON the contract calls "the raw row", built by Postgres (`to_jsonb`) minus the vector and
+//! full-text columns.
+
+use serde_json::{Map, Value};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{PgConnection, Postgres};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::layers::{Kind, Layer};
+use crate::tenancy::Scope;
+
+/// SQL that renders row alias `t` as the API's JSON row.
+pub const ROW_JSON: &str = "(to_jsonb(t) - 'embedding' - 'fts')";
+
+/// A computed embedding and the model that produced it.
+pub struct Embedding {
+    pub vector: Vec<f32>,
+    pub model: String,
+}
+
+type Scalar<'q> = QueryScalar<'q, Postgres, Value, PgArguments>;
+
+fn bind_field<'q>(q: Scalar<'q>, kind: Kind, value: Option<&Value>) -> Scalar<'q> {
+    let value = value.filter(|v| !v.is_null()).cloned();
+    match kind {
+        Kind::Text => q.bind(value.map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })),
+        Kind::Json => q.bind(value),
+        Kind::Int => q.bind(value.and_then(|v| v.as_i64()).map(|n| n as i32)),
+    }
+}
+
+fn bind_embedding<'q>(q: Scalar<'q>, e: Option<&Embedding>) -> Scalar<'q> {
+    q.bind(e.map(|e| pgvector::Vector::from(e.vector.clone())))
+        .bind(e.map(|e| e.model.clone()))
+        .bind(e.map(|e| e.vector.len() as i32))
+}
+
+/// Renders a stored row for clients: JSON columns decoded, and episodic `tool_logs` = `steps`.
+pub fn present(layer: Layer, mut row: Value) -> Value {
+    if layer == Layer::Episodic {
+        if let Some(obj) = row.as_object_mut() {
+            let steps = obj.get("steps").cloned().unwrap_or(Value::Null);
+            obj.insert("tool_logs".into(), steps);
+        }
+    }
+    row
+}
+
+/// Inserts a document-layer record from a validated payload. Absent optional fields are NULL.
+pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, actor: &Actor, payload: &Value, embedding: Option<&Embedding>) -> Result<Value, sqlx::Error> {
+    let fields = layer.fields();
+    let columns: Vec<&str> = fields.iter().map(|f| f.column).collect();
+    let mut sql = format!(
+        "INSERT INTO {} AS t (id, tenant, project_id, agent_id, client_id, client_name, {}",
+        layer.table(),
+        columns.join(", ")
+    );
+    let vectorised = layer.is_vectorised();
+    if vectorised {
+        sql.push_str(", embedding, embedding_model, embedding_dim");
+    }
+    let n = 6 + fields.len() + if vectorised { 3 } else { 0 };
+    let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    sql.push_str(&format!(") VALUES ({}) RETURNING {ROW_JSON}", placeholders.join(", ")));
+
+    let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .bind(&actor.agent_id)
+        .bind(&actor.client_id)
+        .bind(&actor.client_name);
+    for field in fields {
+        // NOT NULL jsonb lists default to [] when absent.
+        let v = payload.get(field.key);
+        q = if field.kind == Kind::Json && v.is_none_or(Value::is_null) && matches!(field.column, "tags") {
+            q.bind(Some(Value::Array(vec![])))
+        } else if layer == Layer::Episodic && field.column == "salience" {
+            q.bind(v.and_then(Value::as_i64).unwrap_or(0) as i32)
+        } else {
+            bind_field(q, field.kind, v)
+        };
+    }
+    if vectorised {
+        q = bind_embedding(q, embedding);
+    }
+    Ok(present(layer, q.fetch_one(&mut *conn).await?))
+}
+
+/// One record in scope, or `None` (missing and out-of-scope look the same).
+pub async fn get(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid, for_update: bool) -> Result<Option<Value>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ROW_JSON} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3{}",
+        layer.table(),
+        if for_update { " FOR UPDATE" } else { "" }
+    );
+    let row = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project).fetch_optional(conn).await?;
+    Ok(row.map(|r| present(layer, r)))
+}
+
+/// Applies allow-listed updates (already validated) and, for vectorised layers, the new
+/// embedding of the updated text, in the caller's transaction.
+pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid, updates: &Map<String, Value>, embedding: Option<&Embedding>) -> Result<Option<Value>, sqlx::Error> {
+    let fields: Vec<_> = layer.fields().iter().filter(|f| updates.contains_key(f.key)).collect();
+    let mut sets: Vec<String> = fields.iter().enumerate().map(|(i, f)| format!("{} = ${}", f.column, i + 4)).collect();
+    sets.push("updated_at = now()".into());
+    if embedding.is_some() {
+        let next = fields.len() + 4;
+        sets.push(format!("embedding = ${next}, embedding_model = ${}, embedding_dim = ${}", next + 1, next + 2));
+    }
+    let sql = format!(
+        "UPDATE {} AS t SET {} WHERE id = $1 AND tenant = $2 AND project_id = $3 RETURNING {ROW_JSON}",
+        layer.table(),
+        sets.join(", ")
+    );
+    let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project);
+    for f in fields {
+        q = bind_field(q, f.kind, updates.get(f.key));
+    }
+    if embedding.is_some() {
+        q = bind_embedding(q, embedding);
+    }
+    Ok(q.fetch_optional(conn).await?.map(|r| present(layer, r)))
+}
+
+/// Deletes a record (and with it its vector, a column of the row). True if it existed in scope.
+pub async fn delete(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid) -> Result<bool, sqlx::Error> {
+    let sql = format!("DELETE FROM {} WHERE id = $1 AND tenant = $2 AND project_id = $3", layer.table());
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project).execute(conn).await?.rows_affected() > 0)
+}

@@ -1,0 +1,534 @@
+//! Memory layer routes (`/api/v1/memory/...`): thin handlers over `write`, `records` and
+//! `search`. Scope and role checks run after body/query validation, as in the contract.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::access::{self, Access};
+use crate::actor::Actor;
+use crate::auth::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::clients;
+use crate::error::{AppError, AppResult};
+use crate::extract::{check_range, JsonBody, QueryParams};
+use crate::layers::Layer;
+use crate::records;
+use crate::routes::paging::{self, Cursor};
+use crate::search::{self, DEFAULT_VECTOR_WEIGHT};
+use crate::state::AppState;
+use crate::write::{self, Outcome};
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn pick(row: &Value, keys: &[&str]) -> Value {
+    Value::Object(keys.iter().map(|k| (k.to_string(), row.get(*k).cloned().unwrap_or(Value::Null))).collect())
+}
+
+/// Builds a layer payload from present fields only (absent optionals are not schema errors).
+fn payload(fields: Vec<(&str, Option<Value>)>) -> Value {
+    Value::Object(fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect())
+}
+
+fn respond(outcome: Outcome, shape: impl FnOnce(&Value) -> Value) -> Response {
+    match outcome {
+        Outcome::Written(row) => created(shape(&row)),
+        Outcome::Quarantined(item) => (StatusCode::ACCEPTED, Json(item)).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddSemantic {
+    content: String,
+    tags: Option<Vec<String>>,
+}
+
+pub async fn add_semantic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSemantic>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let body = payload(vec![("content", Some(json!(b.content))), ("tags", Some(json!(b.tags.unwrap_or_default())))]);
+    let out = write::add_document(&state, &p, Layer::Semantic, body).await?;
+    Ok(respond(out, |r| pick(r, &["id", "content", "tags", "tenant", "project_id", "created_at", "client_id", "client_name", "agent_id"])))
+}
+
+#[derive(Deserialize)]
+pub struct AddEpisodic {
+    content: String,
+    #[serde(default)]
+    salience: i64,
+    goal: Option<String>,
+    plan: Option<Vec<String>>,
+    outcome: Option<String>,
+    tool_logs: Option<Vec<Map<String, Value>>>,
+}
+
+pub async fn add_episodic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEpisodic>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let body = payload(vec![
+        ("content", Some(json!(b.content))),
+        ("salience", Some(json!(b.salience))),
+        ("goal", b.goal.map(Value::from)),
+        ("plan", b.plan.map(|v| json!(v))),
+        ("outcome", b.outcome.map(Value::from)),
+        ("tool_logs", b.tool_logs.map(|v| json!(v))),
+    ]);
+    let out = write::add_document(&state, &p, Layer::Episodic, body).await?;
+    Ok(respond(out, |r| pick(r, &["id", "goal", "agent_id", "client_id", "client_name"])))
+}
+
+#[derive(Deserialize)]
+pub struct AddProcedural {
+    skill_name: String,
+    steps: Vec<String>,
+    description: Option<String>,
+    trigger: Option<String>,
+    code_snippet: Option<String>,
+}
+
+pub async fn add_procedural(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddProcedural>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let body = payload(vec![
+        ("skill_name", Some(json!(b.skill_name))),
+        ("steps", Some(json!(b.steps))),
+        ("description", b.description.map(Value::from)),
+        ("trigger", b.trigger.map(Value::from)),
+        ("code_snippet", b.code_snippet.map(Value::from)),
+    ]);
+    let out = write::add_document(&state, &p, Layer::Procedural, body).await?;
+    Ok(respond(out, |r| pick(r, &["id", "skill_name"])))
+}
+
+#[derive(Deserialize)]
+pub struct AddRag {
+    query: String,
+    external_source: String,
+    content: String,
+}
+
+pub async fn add_rag(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddRag>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let body = json!({ "query": b.query, "external_source": b.external_source, "content": b.content });
+    let out = write::add_document(&state, &p, Layer::Rag, body).await?;
+    Ok(respond(out, |r| pick(r, &["id", "query"])))
+}
+
+/// `ttl_seconds` or `expires_at` (RFC 3339) on session and working writes.
+fn expiry(ttl_seconds: Option<i64>, expires_at: Option<String>) -> AppResult<Option<DateTime<Utc>>> {
+    match (ttl_seconds, expires_at) {
+        (Some(_), Some(_)) => Err(AppError::validation(&["body", "ttl_seconds"], "Give ttl_seconds or expires_at, not both", "value_error")),
+        (Some(ttl), None) if !(1..=10 * 365 * 86_400).contains(&ttl) => {
+            Err(AppError::validation(&["body", "ttl_seconds"], "ttl_seconds must be between 1 and 315360000", "value_error"))
+        }
+        (Some(ttl), None) => Ok(Some(Utc::now() + Duration::seconds(ttl))),
+        (None, Some(at)) => DateTime::parse_from_rfc3339(&at)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| AppError::validation(&["body", "expires_at"], "expires_at must be an RFC 3339 timestamp with offset", "value_error")),
+        (None, None) => Ok(None),
+    }
+}
+
+fn nonempty(loc: &str, s: &str, max_chars: usize) -> AppResult<()> {
+    if s.is_empty() {
+        Err(AppError::validation(&["body", loc], "String should have at least 1 character", "string_too_short"))
+    } else if s.chars().count() > max_chars {
+        Err(AppError::validation(&["body", loc], format!("String should have at most {max_chars} characters"), "string_too_long"))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddWorking {
+    content: String,
+    session_id: Option<String>,
+    key: Option<String>,
+    ttl_seconds: Option<i64>,
+    expires_at: Option<String>,
+}
+
+pub async fn add_working(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddWorking>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let violations = state.schemas.validate(Layer::Working, &json!({ "content": b.content }));
+    if !violations.is_empty() {
+        return Err(write::violations_error(&violations));
+    }
+    let expires_at = expiry(b.ttl_seconds, b.expires_at)?;
+    let actor = Actor::from(&p);
+    write::admit_writer(&state, &p, &actor, Some(Layer::Working)).await?;
+    let mut tx = state.pool.begin().await?;
+    let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO working_memory AS t (id, tenant, project_id, session_id, key, value, agent_id, client_id, client_name, expires_at)
+         VALUES ($1,$2,$3,coalesce($4,'global'),coalesce($5,'current_context'),$6,$7,$8,$9,$10) RETURNING {}",
+        records::ROW_JSON
+    )))
+    .bind(Uuid::new_v4())
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&b.session_id)
+    .bind(&b.key)
+    .bind(&b.content)
+    .bind(&actor.agent_id)
+    .bind(&actor.client_id)
+    .bind(&actor.client_name)
+    .bind(expires_at)
+    .fetch_one(&mut *tx)
+    .await?;
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("working"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("working_add"), ..Default::default() }).await?;
+    tx.commit().await?;
+    let nudges = crate::nudges::for_content(&state, &p.scope, &b.content).await?;
+    let mut out = pick(&row, &["id", "tenant", "project_id", "created_at", "session_id", "key", "expires_at"]);
+    out["content"] = json!(b.content);
+    out["nudges"] = json!(nudges);
+    Ok(created(out))
+}
+
+#[derive(Deserialize)]
+pub struct AddSession {
+    session_id: String,
+    content: String,
+    #[serde(default = "default_role")]
+    role: String,
+    ttl_seconds: Option<i64>,
+    expires_at: Option<String>,
+}
+
+fn default_role() -> String {
+    "user".into()
+}
+
+pub async fn add_session(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSession>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    nonempty("session_id", &b.session_id, 256)?;
+    let expires_at = expiry(b.ttl_seconds, b.expires_at)?;
+    let actor = Actor::from(&p);
+    write::admit_writer(&state, &p, &actor, Some(Layer::Session)).await?;
+    let mut tx = state.pool.begin().await?;
+    let row: Value = sqlx::query_scalar(
+        "INSERT INTO logs_session AS t (id, tenant, project_id, session_id, content, role, agent_id, client_id, client_name, parent_client_id, child_client_id, expires_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING jsonb_build_object('id', t.id, 'ts', t.ts)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&b.session_id)
+    .bind(&b.content)
+    .bind(&b.role)
+    .bind(&actor.agent_id)
+    .bind(&actor.client_id)
+    .bind(&actor.client_name)
+    .bind(&actor.parent_client_id)
+    .bind(&actor.child_client_id)
+    .bind(expires_at)
+    .fetch_one(&mut *tx)
+    .await?;
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("session"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("session_add"), ..Default::default() }).await?;
+    tx.commit().await?;
+    Ok(created(row))
+}
+
+#[derive(Deserialize)]
+pub struct AddEvent {
+    event_type: String,
+    payload: Map<String, Value>,
+}
+
+pub async fn add_event(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEvent>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    // The stored payload is {"event_type": …, **payload}; a payload event_type wins, as in the prototype.
+    let mut merged = Map::new();
+    merged.insert("event_type".into(), json!(b.event_type));
+    merged.extend(b.payload);
+    let event_type = merged["event_type"].as_str().map(String::from).unwrap_or_else(|| merged["event_type"].to_string());
+    nonempty("event_type", &event_type, 256)?;
+    let actor = Actor::from(&p);
+    write::admit_writer(&state, &p, &actor, Some(Layer::Event)).await?;
+    let mut tx = state.pool.begin().await?;
+    let row: Value = sqlx::query_scalar(
+        "INSERT INTO logs_events AS t (id, tenant, project_id, event_type, payload) VALUES ($1,$2,$3,$4,$5)
+         RETURNING jsonb_build_object('id', t.id, 'ts', t.ts)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&event_type)
+    .bind(Value::Object(merged))
+    .fetch_one(&mut *tx)
+    .await?;
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("event"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("event_add"), ..Default::default() }).await?;
+    tx.commit().await?;
+    Ok(created(row))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    query: String,
+    #[serde(default = "default_k")]
+    k: i64,
+}
+fn default_k() -> i64 {
+    5
+}
+
+/// Display text of a hit, per layer.
+fn hit_content(hit: &search::Hit) -> Value {
+    let key = match hit.layer {
+        Layer::Procedural => "skill_name",
+        Layer::Working => "value",
+        _ => "content",
+    };
+    hit.row.get(key).cloned().unwrap_or(Value::Null)
+}
+
+pub async fn search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SearchQuery>) -> AppResult<Json<Vec<Value>>> {
+    let k = check_range("k", q.k, 1, 100)?;
+    p.require_scope(SCOPE_READ)?;
+    let hits = search::hybrid(&state, &p.scope, &q.query, k, DEFAULT_VECTOR_WEIGHT).await?;
+    log_read(&state, &p, "search_memory", &q.query, hits.len()).await?;
+    Ok(Json(
+        hits.iter()
+            .map(|h| {
+                json!({
+                    "id": h.id, "content": hit_content(h), "tags": [h.layer.name()],
+                    "tenant": h.row["tenant"], "project_id": h.row["project_id"],
+                    "created_at": h.row.get("created_at").or_else(|| h.row.get("updated_at")).cloned().unwrap_or(json!("")),
+                    "client_id": h.row["client_id"], "client_name": h.row["client_name"], "agent_id": h.row["agent_id"],
+                    "distance": 1.0 - h.score, "metadata": h.row,
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn log_read(state: &AppState, p: &Principal, detail: &str, query: &str, n: usize) -> AppResult<()> {
+    let actor = Actor::from(p);
+    let mut tx = state.pool.begin().await?;
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "read", query: Some(query), result_count: Some(n as i64), status: "ok", detail: Some(detail), ..Default::default() }).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct ContextQuery {
+    query: String,
+    #[serde(default = "default_context_limit")]
+    limit: i64,
+}
+fn default_context_limit() -> i64 {
+    20
+}
+
+pub async fn retrieve_context(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ContextQuery>) -> AppResult<Json<Value>> {
+    let limit = check_range("limit", q.limit, 1, 100)?;
+    p.require_scope(SCOPE_READ)?;
+    {
+        let mut tx = state.pool.begin().await?;
+        clients::observe(&mut tx, &p.scope, &p, &Actor::from(&p)).await?;
+        tx.commit().await?;
+    }
+    let hits = search::hybrid(&state, &p.scope, &q.query, limit, DEFAULT_VECTOR_WEIGHT).await?;
+    let mut out = json!({ "semantic": [], "episodic": [], "procedural": [], "rag": [], "working": [] });
+    for h in &hits {
+        if let Some(list) = out.get_mut(h.layer.name()).and_then(Value::as_array_mut) {
+            list.push(h.row.clone());
+        }
+    }
+    log_read(&state, &p, "retrieve_context", &q.query, hits.len()).await?;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+pub struct RagSearchQuery {
+    query: String,
+    #[serde(default = "default_rag_limit")]
+    limit: i64,
+}
+fn default_rag_limit() -> i64 {
+    10
+}
+
+pub async fn rag_search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<RagSearchQuery>) -> AppResult<Json<Vec<Value>>> {
+    let limit = check_range("limit", q.limit, 1, 100)?;
+    p.require_scope(SCOPE_READ)?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = search::rag_like(&mut conn, &p.scope, &q.query, limit).await?;
+    drop(conn);
+    log_read(&state, &p, "rag_search", &q.query, rows.len()).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|mut r| {
+                r["type"] = json!("rag");
+                r
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default = "default_list_limit")]
+    limit: i64,
+    cursor: Option<String>,
+}
+fn default_list_limit() -> i64 {
+    100
+}
+
+pub async fn list_events(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = Cursor::parse(q.cursor.as_deref())?;
+    p.require_scope(SCOPE_READ)?;
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('id', id, 'event_type', event_type, 'payload', payload::text, 'tenant', tenant, 'project_id', project_id, 'ts', ts)
+         FROM logs_events WHERE tenant = $1 AND project_id = $2 AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5))
+         ORDER BY ts DESC, id DESC LIMIT $3",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.id())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(paging::page(rows, limit, "ts"))
+}
+
+#[derive(Deserialize)]
+pub struct SessionListQuery {
+    session_id: String,
+    #[serde(default = "default_list_limit")]
+    limit: i64,
+    cursor: Option<String>,
+}
+
+pub async fn list_session(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SessionListQuery>) -> AppResult<Response> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = Cursor::parse(q.cursor.as_deref())?;
+    p.require_scope(SCOPE_READ)?;
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(t) FROM logs_session t
+         WHERE tenant = $1 AND project_id = $2 AND session_id = $3 AND (expires_at IS NULL OR expires_at > now())
+           AND ($5::timestamptz IS NULL OR (ts, id) > ($5, $6))
+         ORDER BY ts, id LIMIT $4",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&q.session_id)
+    .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.id())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(paging::page(rows, limit, "ts"))
+}
+
+pub async fn list_working(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = Cursor::parse(q.cursor.as_deref())?;
+    p.require_scope(SCOPE_READ)?;
+    let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM working_memory t
+         WHERE tenant = $1 AND project_id = $2 AND (expires_at IS NULL OR expires_at > now())
+           AND ($4::timestamptz IS NULL OR (updated_at, id) < ($4, $5))
+         ORDER BY updated_at DESC, id DESC LIMIT $3",
+        records::ROW_JSON
+    )))
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.id())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(paging::page(rows, limit, "updated_at"))
+}
+
+fn readable_layer(layer: &str) -> AppResult<Layer> {
+    Layer::parse(layer).filter(|l| Layer::DOCUMENT_LAYERS.contains(l) || *l == Layer::Working).ok_or_else(|| AppError::bad_request("Unsupported layer"))
+}
+
+fn memory_not_found() -> AppError {
+    AppError::not_found("Memory not found")
+}
+
+pub async fn get_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<Json<Value>> {
+    let layer = readable_layer(&layer)?;
+    p.require_scope(SCOPE_READ)?;
+    let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
+    let mut conn = state.pool.acquire().await?;
+    let mut row = records::get(&mut conn, layer, &p.scope, id, false).await?.ok_or_else(memory_not_found)?;
+    if layer == Layer::Working && row["expires_at"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).is_some_and(|t| t < Utc::now()) {
+        return Err(memory_not_found());
+    }
+    row["type"] = json!(layer.name());
+    Ok(Json(row))
+}
+
+/// Fields clients may send but the server owns: silently dropped from updates.
+const SYSTEM_FIELDS: [&str; 5] = ["id", "tenant", "project_id", "created_at", "embedding_id"];
+
+pub async fn update_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>, JsonBody(body): JsonBody<Map<String, Value>>) -> AppResult<Json<Value>> {
+    let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
+    p.require_admin()?;
+    let updates: Map<String, Value> = body.into_iter().filter(|(k, _)| !SYSTEM_FIELDS.contains(&k.as_str())).collect();
+    if updates.is_empty() {
+        return Err(memory_not_found());
+    }
+    if updates.keys().any(|k| !layer.updatable().contains(&k.as_str())) {
+        return Err(AppError::bad_request("Unsupported update field"));
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
+    let mut tx = state.pool.begin().await?;
+    let current = records::get(&mut tx, layer, &p.scope, id, true).await?.ok_or_else(memory_not_found)?;
+    let mut merged = layer.payload_of_row(&current);
+    for (k, v) in &updates {
+        merged[k.as_str()] = v.clone();
+    }
+    let violations = state.schemas.validate(layer, &merged);
+    if !violations.is_empty() {
+        let msgs: Vec<String> = violations.into_iter().map(|v| format!("{}: {}", v.path, v.message)).collect();
+        return Err(AppError::bad_request(format!("Invalid update: {}", msgs.join("; "))));
+    }
+    // Vectors follow their rows: a change to embedded text re-embeds in this transaction.
+    let embedding = match (layer.embedding_text(&merged), layer.embedding_text(&layer.payload_of_row(&current))) {
+        (Some(new), Some(old)) if new != old => write::embed_payload(&state, layer, &merged).await?,
+        _ => None,
+    };
+    records::update_document(&mut tx, layer, &p.scope, id, &updates, embedding.as_ref()).await?.ok_or_else(memory_not_found)?;
+    let actor = Actor::from(&p);
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "update", layer: Some(layer.name()), memory_id: Some(id.to_string()), status: "ok", detail: Some("update_memory"), ..Default::default() }).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "status": "updated", "id": id.to_string() })))
+}
+
+pub async fn delete_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<StatusCode> {
+    let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
+    p.require_admin()?;
+    let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
+    let mut tx = state.pool.begin().await?;
+    if !records::delete(&mut tx, layer, &p.scope, id).await? {
+        return Err(memory_not_found());
+    }
+    let actor = Actor::from(&p);
+    access::record(&mut tx, &p.scope, &actor, Access { event_type: "delete", layer: Some(layer.name()), memory_id: Some(id.to_string()), status: "ok", detail: Some("delete_memory"), ..Default::default() }).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_schemas(State(state): State<AppState>, p: Principal) -> AppResult<Json<Value>> {
+    p.require_scope(SCOPE_READ)?;
+    Ok(Json(json!({ "schemas": state.schemas.all() })))
+}
+
+pub async fn get_schema(State(state): State<AppState>, p: Principal, Path(layer): Path<String>) -> AppResult<Json<Value>> {
+    if layer.is_empty() || !layer.chars().filter(|c| *c != '_' && *c != '-').all(|c| c.is_ascii_alphanumeric()) {
+        return Err(AppError::bad_request("Invalid layer name"));
+    }
+    p.require_scope(SCOPE_READ)?;
+    state.schemas.get(&layer).cloned().map(Json).ok_or_else(|| AppError::not_found("Schema not found"))
+}
+

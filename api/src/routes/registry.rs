@@ -1,0 +1,335 @@
+//! Agent heartbeats, access log, client registry and client issues.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::auth::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::clients::{self, NewIssue};
+use crate::error::{AppError, AppResult};
+use crate::extract::{check_range, JsonBody, OptionalJsonBody, QueryParams};
+use crate::routes::paging::{self, Cursor};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct Heartbeat {
+    #[serde(default = "active")]
+    status: String,
+    hostname: Option<String>,
+    pid: Option<Value>,
+    meta: Option<Map<String, Value>>,
+}
+fn active() -> String {
+    "active".into()
+}
+
+pub async fn heartbeat(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Heartbeat>) -> AppResult<Json<Value>> {
+    p.require_scope(SCOPE_READ)?;
+    let pid = b.pid.map(|v| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    });
+    let row: Value = sqlx::query_scalar(
+        "INSERT INTO logs_agents AS a (id, tenant, project_id, agent_id, client_name, client_id, parent_client_id, hostname, pid, status, meta, last_seen)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
+         ON CONFLICT (tenant, project_id, agent_id, client_name) DO UPDATE SET
+             client_id = EXCLUDED.client_id, parent_client_id = EXCLUDED.parent_client_id, hostname = EXCLUDED.hostname,
+             pid = EXCLUDED.pid, status = EXCLUDED.status, meta = EXCLUDED.meta, last_seen = now()
+         RETURNING to_jsonb(a) - 'id'",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(p.agent_id())
+    .bind(p.client_name.clone().unwrap_or_else(|| "unknown".into()))
+    .bind(&p.client_id)
+    .bind(&p.parent_client_id)
+    .bind(&b.hostname)
+    .bind(&pid)
+    .bind(&b.status)
+    .bind(Value::Object(b.meta.unwrap_or_default()))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(row))
+}
+
+#[derive(Deserialize)]
+pub struct LimitQuery {
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+fn default_limit() -> i64 {
+    200
+}
+
+pub async fn list_agents(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    p.require_scope(SCOPE_READ)?;
+    let rows = sqlx::query_scalar("SELECT to_jsonb(a) - 'id' FROM logs_agents a WHERE tenant = $1 AND project_id = $2 ORDER BY last_seen DESC LIMIT $3")
+        .bind(&p.scope.tenant)
+        .bind(&p.scope.project)
+        .bind(limit)
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(rows))
+}
+
+pub async fn list_access(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    p.require_scope(SCOPE_READ)?;
+    let rows = sqlx::query_scalar(
+        "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id' FROM logs_access a WHERE tenant = $1 AND project_id = $2 ORDER BY ts DESC, id DESC LIMIT $3",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Deserialize)]
+pub struct Register {
+    client_id: String,
+    client_name: Option<String>,
+    parent_client_id: Option<String>,
+    #[serde(default = "registered")]
+    status: String,
+    metadata: Option<Map<String, Value>>,
+}
+fn registered() -> String {
+    clients::REGISTERED.into()
+}
+
+const CLIENT_JSON: &str = "to_jsonb(c) - 'id'";
+
+/// Registration rules: only admins set or leave `trusted`/`blocked`; a non-admin
+/// re-registration keeps the existing status.
+pub async fn register_client(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Register>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    if b.client_id.trim().is_empty() || b.client_id.chars().count() > 256 {
+        return Err(AppError::validation(&["body", "client_id"], "client_id must be 1-256 characters", "value_error"));
+    }
+    if clients::is_privileged_status(&b.status) && !p.is_admin() {
+        return Err(AppError::forbidden("Missing role: admin"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let existing = clients::status_of(&mut tx, &p.scope, &b.client_id).await?;
+    let status = match existing.as_deref() {
+        Some(s) if clients::is_privileged_status(s) && !p.is_admin() => s.to_owned(),
+        _ => b.status.clone(),
+    };
+    let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO clients_registry AS c (id, tenant, project_id, client_id, client_name, parent_client_id, status, metadata, last_seen)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8, now())
+         ON CONFLICT (tenant, project_id, client_id) DO UPDATE SET
+             client_name = COALESCE(EXCLUDED.client_name, c.client_name),
+             parent_client_id = COALESCE(EXCLUDED.parent_client_id, c.parent_client_id),
+             status = EXCLUDED.status, metadata = EXCLUDED.metadata, updated_at = now(), last_seen = now()
+         RETURNING {CLIENT_JSON}"
+    )))
+    .bind(Uuid::new_v4())
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&b.client_id)
+    .bind(&b.client_name)
+    .bind(&b.parent_client_id)
+    .bind(&status)
+    .bind(b.metadata.map(Value::Object))
+    .fetch_one(&mut *tx)
+    .await?;
+    if existing.as_deref() != Some(status.as_str()) {
+        crate::audit::append(&mut tx, &p.scope.tenant, "client:status", &json!({ "client_id": b.client_id, "from": existing, "to": status, "by": p.agent_id() })).await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+pub async fn list_clients(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    p.require_scope(SCOPE_READ)?;
+    let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant = $1 AND project_id = $2
+         ORDER BY last_seen DESC NULLS LAST, updated_at DESC LIMIT $3"
+    )))
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Deserialize)]
+pub struct SummaryQuery {
+    #[serde(default = "yes")]
+    include_children: bool,
+}
+fn yes() -> bool {
+    true
+}
+
+/// Per-layer counts and last writes of one client, with open issues and pending proposals.
+async fn client_stats(state: &AppState, p: &Principal, client_id: &str) -> AppResult<Value> {
+    let stats: Value = sqlx::query_scalar(
+        "WITH c AS (
+            SELECT 'semantic' AS layer, count(*) AS n, max(coalesce(updated_at, created_at)) AS last FROM memories_semantic WHERE tenant=$1 AND project_id=$2 AND client_id=$3
+            UNION ALL SELECT 'episodic', count(*), max(coalesce(updated_at, created_at)) FROM memories_episodic WHERE tenant=$1 AND project_id=$2 AND client_id=$3
+            UNION ALL SELECT 'procedural', count(*), max(coalesce(updated_at, created_at)) FROM memories_procedural WHERE tenant=$1 AND project_id=$2 AND client_id=$3
+            UNION ALL SELECT 'rag', count(*), max(coalesce(updated_at, created_at)) FROM memories_rag WHERE tenant=$1 AND project_id=$2 AND client_id=$3
+            UNION ALL SELECT 'working', count(*), max(updated_at) FROM working_memory WHERE tenant=$1 AND project_id=$2 AND client_id=$3)
+         SELECT jsonb_build_object(
+            'counts', (SELECT jsonb_object_agg(layer, n) FROM c),
+            'last_write', (SELECT jsonb_object_agg(layer, last) FROM c),
+            'total', (SELECT sum(n) FROM c),
+            'open_issues', (SELECT count(*) FROM logs_client_issues WHERE tenant=$1 AND project_id=$2 AND client_id=$3 AND status='open'),
+            'pending_quarantine', (SELECT count(*) FROM memory_quarantine WHERE tenant=$1 AND project_id=$2 AND client_id=$3 AND status='pending'))",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(client_id)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(stats)
+}
+
+fn add_stats(total: &mut Value, s: &Value) {
+    for key in ["total", "open_issues", "pending_quarantine"] {
+        total[key] = json!(total[key].as_i64().unwrap_or(0) + s[key].as_i64().unwrap_or(0));
+    }
+    for (layer, n) in s["counts"].as_object().into_iter().flatten() {
+        total["counts"][layer] = json!(total["counts"][layer].as_i64().unwrap_or(0) + n.as_i64().unwrap_or(0));
+    }
+    for (layer, t) in s["last_write"].as_object().into_iter().flatten() {
+        let cur = total["last_write"][layer].as_str().unwrap_or("").to_owned();
+        if let Some(t) = t.as_str().filter(|t| *t > cur.as_str()) {
+            total["last_write"][layer] = json!(t);
+        }
+    }
+}
+
+pub async fn client_summary(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SummaryQuery>) -> AppResult<Json<Value>> {
+    p.require_scope(SCOPE_READ)?;
+    let client_id = p.client_id.clone().unwrap_or_else(|| p.effective_client_id());
+    let reg: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND client_id=$3")))
+        .bind(&p.scope.tenant)
+        .bind(&p.scope.project)
+        .bind(&client_id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let reg = reg.unwrap_or(json!({}));
+    let summary = client_stats(&state, &p, &client_id).await?;
+    let mut combined = json!({ "counts": {}, "last_write": {}, "total": 0, "open_issues": 0, "pending_quarantine": 0 });
+    add_stats(&mut combined, &summary);
+    let mut children = Vec::new();
+    if q.include_children {
+        let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND parent_client_id=$3 ORDER BY client_id")))
+            .bind(&p.scope.tenant)
+            .bind(&p.scope.project)
+            .bind(&client_id)
+            .fetch_all(&state.pool)
+            .await?;
+        for child in rows {
+            let cid = child["client_id"].as_str().unwrap_or_default().to_owned();
+            let stats = client_stats(&state, &p, &cid).await?;
+            add_stats(&mut combined, &stats);
+            let mut entry = json!({ "client_id": cid, "client_name": child["client_name"], "status": child["status"], "parent_client_id": child["parent_client_id"], "last_seen": child["last_seen"] });
+            for (k, v) in stats.as_object().into_iter().flatten() {
+                entry[k] = v.clone();
+            }
+            children.push(entry);
+        }
+    }
+    Ok(Json(json!({
+        "client": { "client_id": client_id, "client_name": reg.get("client_name").cloned().or(p.client_name.clone().map(Value::from)),
+                    "status": reg.get("status").cloned().unwrap_or(json!("unknown")), "parent_client_id": reg.get("parent_client_id"), "last_seen": reg.get("last_seen") },
+        "summary": summary,
+        "children": children,
+        "combined": combined,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct IssueBody {
+    error_code: String,
+    message: String,
+    layer: Option<String>,
+    payload: Option<Map<String, Value>>,
+    metadata: Option<Map<String, Value>>,
+}
+
+pub async fn create_issue(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<IssueBody>) -> AppResult<Response> {
+    p.require_scope(SCOPE_WRITE)?;
+    let actor = Actor::from(&p);
+    let mut tx = state.pool.begin().await?;
+    let status = clients::status_of(&mut tx, &p.scope, &actor.client_id).await?;
+    let mut issue = NewIssue::new(&b.error_code, &b.message);
+    issue.layer = b.layer;
+    issue.payload = b.payload.map(Value::Object);
+    issue.metadata = b.metadata.map(Value::Object);
+    let mut row = clients::file_issue(&mut tx, &p.scope, &actor, issue).await?;
+    let auto = state.config.auto_resolve_issues.iter().any(|c| c == &b.error_code) && clients::is_trusted(&state.config, &actor.client_id, status.as_deref());
+    if auto {
+        let id = row["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| AppError::Internal("issue id".into()))?;
+        row = clients::resolve_issue(&mut tx, &p.scope, id, "auto-policy", "auto-resolved by policy").await?.unwrap_or(row);
+    }
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct IssueListQuery {
+    #[serde(default = "open")]
+    status_filter: String,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    cursor: Option<String>,
+}
+fn open() -> String {
+    "open".into()
+}
+
+pub async fn list_issues(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<IssueListQuery>) -> AppResult<Response> {
+    let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = Cursor::parse(q.cursor.as_deref())?;
+    p.require_scope(SCOPE_READ)?;
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(i) FROM logs_client_issues i WHERE tenant = $1 AND project_id = $2 AND status = $3
+           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&q.status_filter)
+    .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.id())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(paging::page(rows, limit, "created_at"))
+}
+
+pub async fn resolve_issue(State(state): State<AppState>, p: Principal, Path(id): Path<String>, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<Json<Value>> {
+    let resolution = match &body {
+        None => "resolved".to_owned(),
+        Some(Value::Object(m)) => match m.get("resolution") {
+            None | Some(Value::Null) => "resolved".to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(AppError::validation(&["body", "resolution"], "Input should be a valid string", "string_type")),
+        },
+        Some(_) => return Err(AppError::validation(&["body"], "Input should be a valid dictionary", "dict_type")),
+    };
+    p.require_admin()?;
+    let not_found = || AppError::not_found("Issue not found");
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let mut tx = state.pool.begin().await?;
+    let by = p.sub.clone().unwrap_or_else(|| "admin".into());
+    let row = clients::resolve_issue(&mut tx, &p.scope, id, &by, &resolution).await?.ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(row))
+}

@@ -1,0 +1,69 @@
+//! Unauthenticated liveness/readiness, Prometheus metrics, and the prototype's JSON metrics.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth;
+use crate::error::{AppError, AppResult};
+use crate::http::not_ready;
+use crate::metrics;
+use crate::state::AppState;
+
+pub async fn root() -> Json<Value> {
+    Json(json!({ "status": "Memory service is running" }))
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    if !state.is_ready() {
+        return not_ready(&state);
+    }
+    let e = &state.embedder;
+    Json(json!({
+        "status": "ok",
+        "embedding_backend": e.backend_name(),
+        "vector_enabled": e.is_enabled(),
+        "embedding_model": if matches!(e, crate::embedding::Embedder::Dummy(_)) { None } else { e.model_name() },
+    }))
+    .into_response()
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::render(&state.pool)).into_response()
+}
+
+/// `GET /api/v1/metrics`: admin only; per-process request counters plus store counts.
+pub async fn json_metrics(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Json<Value>> {
+    auth::bearer_token(&headers)?;
+    let p = auth::authenticate(&headers, &state).await?;
+    p.require_admin()?;
+    if !state.is_ready() {
+        return Err(AppError::status(axum::http::StatusCode::SERVICE_UNAVAILABLE, "Memory service not ready"));
+    }
+    let vectors: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM memories_semantic WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)
+              + (SELECT count(*) FROM memories_episodic WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)
+              + (SELECT count(*) FROM memories_procedural WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .fetch_one(&state.pool)
+    .await?;
+    let access_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM logs_access WHERE tenant = $1 AND project_id = $2")
+        .bind(&p.scope.tenant)
+        .bind(&p.scope.project)
+        .fetch_one(&state.pool)
+        .await?;
+    Ok(Json(json!({
+        "verification": state.readiness_state(),
+        "vectors": vectors,
+        "access_rows": access_rows,
+        "requests": metrics::request_summary(),
+    })))
+}

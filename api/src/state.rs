@@ -1,0 +1,102 @@
+//! `AppState`: what every handler shares. Nothing here is authoritative data; all state
+//! lives in Postgres, so any replica can serve any request.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::embedding::Embedder;
+use crate::schemas::LayerSchemas;
+
+/// Startup verification states of the contract (`verification` in readiness bodies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Verification {
+    NotStarted = 0,
+    Verifying = 1,
+    Ready = 2,
+    Failed = 3,
+    Stopping = 4,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::NotStarted => "not_started",
+            Verification::Verifying => "verifying",
+            Verification::Ready => "ready",
+            Verification::Failed => "failed",
+            Verification::Stopping => "stopping",
+        }
+    }
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Verification::Verifying,
+            2 => Verification::Ready,
+            3 => Verification::Failed,
+            4 => Verification::Stopping,
+            _ => Verification::NotStarted,
+        }
+    }
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub pool: PgPool,
+    pub embedder: Embedder,
+    pub verifier: TokenVerifier,
+    pub schemas: LayerSchemas,
+    verification: AtomicU8,
+    db_up: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool, embedder: Embedder, verifier: TokenVerifier) -> Self {
+        AppState(Arc::new(Inner {
+            config,
+            pool,
+            embedder,
+            verifier,
+            schemas: LayerSchemas::load(),
+            verification: AtomicU8::new(Verification::NotStarted as u8),
+            db_up: AtomicBool::new(true),
+        }))
+    }
+
+    pub fn verification(&self) -> Verification {
+        Verification::from_u8(self.verification.load(Ordering::Acquire))
+    }
+    pub fn set_verification(&self, v: Verification) {
+        self.verification.store(v as u8, Ordering::Release);
+    }
+    pub fn db_up(&self) -> bool {
+        self.db_up.load(Ordering::Acquire)
+    }
+    pub fn set_db_up(&self, up: bool) {
+        self.db_up.store(up, Ordering::Release);
+    }
+    /// Ready to serve memory routes: started, and the database answers.
+    pub fn is_ready(&self) -> bool {
+        self.verification() == Verification::Ready && self.db_up()
+    }
+    /// The state reported to callers: a lost database shows as `verifying` until it returns.
+    pub fn readiness_state(&self) -> &'static str {
+        match self.verification() {
+            Verification::Ready if !self.db_up() => "database_unavailable",
+            v => v.as_str(),
+        }
+    }
+}
