@@ -57,6 +57,8 @@ pub mod condition {
 }
 
 /// Desired state of a Pinak memory store.
+// Clippy reads the repeated `type_ = "string"` of the printer columns as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "pinak.dev",
@@ -92,7 +94,11 @@ pub mod condition {
         description = "API pods",
         json_path = ".status.replicas"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -763,8 +769,14 @@ mod tests {
 
     #[test]
     fn plain_names_are_kept_verbatim() {
-        assert_eq!(MemoryStoreSpec::schema_name("default", "dev"), "ms_default_dev");
-        assert_eq!(MemoryStoreSpec::schema_name("team1", "notes2"), "ms_team1_notes2");
+        assert_eq!(
+            MemoryStoreSpec::schema_name("default", "dev"),
+            "ms_default_dev"
+        );
+        assert_eq!(
+            MemoryStoreSpec::schema_name("team1", "notes2"),
+            "ms_team1_notes2"
+        );
     }
 
     #[test]
@@ -776,7 +788,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), "ms_team_a_x_".len() + SCHEMA_HASH_LEN);
         // An altered name never equals a plain one (plain ones have exactly two underscores).
-        assert_ne!(MemoryStoreSpec::schema_name("Default", "dev"), "ms_default_dev");
+        assert_ne!(
+            MemoryStoreSpec::schema_name("Default", "dev"),
+            "ms_default_dev"
+        );
         assert!(is_pg_identifier(&a) && is_pg_identifier(&b));
     }
 
@@ -875,7 +890,15 @@ mod tests {
     fn condition_types() {
         assert_eq!(
             condition::ALL,
-            ["Ready", "DatabaseReady", "SecretsReady", "ApiAvailable", "Progressing", "Degraded", "Paused"]
+            [
+                "Ready",
+                "DatabaseReady",
+                "SecretsReady",
+                "ApiAvailable",
+                "Progressing",
+                "Degraded",
+                "Paused"
+            ]
         );
     }
 }

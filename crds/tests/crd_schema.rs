@@ -3,9 +3,7 @@
 //! available to the tests).
 
 use kube::CustomResourceExt;
-use pinak_crds::{
-    EmbeddingBackend, MemoryStore, MemoryStoreSpec, ReclaimPolicy, condition,
-};
+use pinak_crds::{EmbeddingBackend, MemoryStore, MemoryStoreSpec, ReclaimPolicy, condition};
 use serde_json::{Value, json};
 
 const EXAMPLE: &str = include_str!("../examples/memorystore.yaml");
@@ -58,9 +56,18 @@ fn has_status_and_scale_subresources() {
     );
     // The paths must exist in the schema with the types the API server expects.
     let s = schema();
-    assert_eq!(s["properties"]["spec"]["properties"]["api"]["properties"]["replicas"]["type"], "integer");
-    assert_eq!(s["properties"]["status"]["properties"]["replicas"]["type"], "integer");
-    assert_eq!(s["properties"]["status"]["properties"]["selector"]["type"], "string");
+    assert_eq!(
+        s["properties"]["spec"]["properties"]["api"]["properties"]["replicas"]["type"],
+        "integer"
+    );
+    assert_eq!(
+        s["properties"]["status"]["properties"]["replicas"]["type"],
+        "integer"
+    );
+    assert_eq!(
+        s["properties"]["status"]["properties"]["selector"]["type"],
+        "string"
+    );
 }
 
 /// A subset of the API server's structural-schema rules: every node has a type (or is an
@@ -68,8 +75,18 @@ fn has_status_and_scale_subresources() {
 /// `allOf`, `not`) since ours would carry types or defaults, objects use either
 /// `properties` or `additionalProperties`, and arrays have `items`.
 fn assert_structural(node: &Value, path: &str) {
-    let obj = node.as_object().unwrap_or_else(|| panic!("{path}: schema is not an object"));
-    for forbidden in ["$ref", "oneOf", "anyOf", "allOf", "not", "definitions", "$defs"] {
+    let obj = node
+        .as_object()
+        .unwrap_or_else(|| panic!("{path}: schema is not an object"));
+    for forbidden in [
+        "$ref",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "not",
+        "definitions",
+        "$defs",
+    ] {
         assert!(!obj.contains_key(forbidden), "{path}: has `{forbidden}`");
     }
     let int_or_string = obj.get("x-kubernetes-int-or-string") == Some(&json!(true));
@@ -77,7 +94,10 @@ fn assert_structural(node: &Value, path: &str) {
     let ty = obj.get("type").and_then(Value::as_str);
     assert!(ty.is_some() || int_or_string || preserve, "{path}: no type");
     if let Some(t) = obj.get("type") {
-        assert!(t.is_string(), "{path}: type must be a single string, got {t}");
+        assert!(
+            t.is_string(),
+            "{path}: type must be a single string, got {t}"
+        );
     }
     assert!(
         !(obj.contains_key("properties") && obj.contains_key("additionalProperties")),
@@ -93,7 +113,10 @@ fn assert_structural(node: &Value, path: &str) {
         }
         if let Some(required) = obj.get("required").and_then(Value::as_array) {
             for r in required {
-                assert!(props.contains_key(r.as_str().unwrap()), "{path}: required {r} missing");
+                assert!(
+                    props.contains_key(r.as_str().unwrap()),
+                    "{path}: required {r} missing"
+                );
             }
         }
     }
@@ -109,7 +132,10 @@ fn assert_structural(node: &Value, path: &str) {
             let keys = obj["x-kubernetes-list-map-keys"].as_array().unwrap();
             let item_required = obj["items"]["required"].as_array().unwrap();
             for k in keys {
-                assert!(item_required.contains(k), "{path}: map key {k} must be required");
+                assert!(
+                    item_required.contains(k),
+                    "{path}: map key {k} must be required"
+                );
             }
         }
     }
@@ -131,7 +157,10 @@ fn enums_are_plain_strings() {
         spec["database"]["properties"]["reclaimPolicy"]["enum"],
         json!(["Retain", "Delete"])
     );
-    assert_eq!(spec["database"]["properties"]["reclaimPolicy"]["default"], "Retain");
+    assert_eq!(
+        spec["database"]["properties"]["reclaimPolicy"]["default"],
+        "Retain"
+    );
     assert_eq!(
         spec["embedding"]["properties"]["backend"]["enum"],
         json!(["local", "http", "dummy", "none"])
@@ -156,7 +185,12 @@ fn example_deserialises_with_defaults() {
     assert_eq!(spec.tenant, None);
     assert_eq!(spec.resolved_tenant("team-a"), "team-a");
     assert_eq!(
-        spec.database.admin_credentials.secret_ref.as_ref().unwrap().name,
+        spec.database
+            .admin_credentials
+            .secret_ref
+            .as_ref()
+            .unwrap()
+            .name,
         "pinak-pg-admin"
     );
     assert_eq!(spec.database.schema, None);
@@ -168,9 +202,17 @@ fn example_deserialises_with_defaults() {
         vault.refresh_interval_duration(),
         Some(std::time::Duration::from_secs(300))
     );
-    assert_eq!(vault.auth.kubernetes.as_ref().unwrap().role, "pinak-operator");
     assert_eq!(
-        vault.auth.kubernetes.as_ref().unwrap().mount_path_or_default(),
+        vault.auth.kubernetes.as_ref().unwrap().role,
+        "pinak-operator"
+    );
+    assert_eq!(
+        vault
+            .auth
+            .kubernetes
+            .as_ref()
+            .unwrap()
+            .mount_path_or_default(),
         "kubernetes"
     );
     assert_eq!(vault.paths.jwt.as_deref(), Some("pinak/team-a/jwt"));
@@ -179,7 +221,12 @@ fn example_deserialises_with_defaults() {
     assert_eq!(spec.embedding.backend, EmbeddingBackend::Local);
     assert_eq!(spec.embedding.dimensions, 384);
     assert_eq!(
-        (spec.index.m, spec.index.ef_construction, spec.index.ef_search, spec.index.halfvec),
+        (
+            spec.index.m,
+            spec.index.ef_construction,
+            spec.index.ef_search,
+            spec.index.halfvec
+        ),
         (16, 64, 40, false)
     );
     assert_eq!(spec.api.replicas, 2);
@@ -241,7 +288,11 @@ fn assert_rejected(object: &Value, old: Option<&Value>, message: &str) {
 fn cel_rules_compile() {
     let compiled = kube_cel::compile_schema(&schema());
     fn walk(node: &kube_cel::CompiledSchema, path: &str) {
-        assert!(!node.has_errors(), "{path}: {:?}", node.compilation_errors());
+        assert!(
+            !node.has_errors(),
+            "{path}: {:?}",
+            node.compilation_errors()
+        );
         for (k, child) in &node.properties {
             walk(child, &format!("{path}.{k}"));
         }
@@ -315,7 +366,11 @@ fn schema_is_immutable() {
 #[test]
 fn embedding_index_and_autoscaling_rules() {
     let http_without_url = with_spec(|s| s["embedding"] = json!({"backend": "http"}));
-    assert_rejected(&http_without_url, None, "url is required when backend is http");
+    assert_rejected(
+        &http_without_url,
+        None,
+        "url is required when backend is http",
+    );
     let low_ef = with_spec(|s| s["index"] = json!({"m": 32, "efConstruction": 40}));
     assert_rejected(&low_ef, None, "efConstruction must be at least 2 * index.m");
     let bad_hpa = with_spec(|s| {
