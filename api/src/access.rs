@@ -53,3 +53,9 @@ pub async fn record(conn: &mut PgConnection, scope: &Scope, actor: &Actor, a: Ac
     });
     audit::append(conn, &scope.tenant, &format!("access:{}", a.event_type), &payload).await
 }
+
+/// The access (and audit) row of a successful write of `row` to `layer`.
+pub async fn record_write(conn: &mut PgConnection, scope: &Scope, actor: &Actor, layer: &str, row: &serde_json::Value, detail: &str) -> Result<(), sqlx::Error> {
+    let memory_id = row["id"].as_str().map(String::from);
+    record(conn, scope, actor, Access { event_type: "write", layer: Some(layer), memory_id, status: "ok", detail: Some(detail), ..Default::default() }).await
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::access::{self, Access};
+use crate::access;
 use crate::actor::Actor;
 use crate::auth::Principal;
 use crate::clients::{self, NewIssue};
@@ -89,7 +89,6 @@ pub async fn store_document(state: &AppState, principal: &Principal, actor: &Act
 /// Inserts the record and its access (and audit) rows in the caller's transaction.
 pub async fn insert_with_access(conn: &mut PgConnection, scope: &Scope, actor: &Actor, layer: Layer, payload: &Value, embedding: Option<&Embedding>, detail: &str) -> AppResult<Value> {
     let row = records::insert_document(conn, layer, scope, actor, payload, embedding).await?;
-    let memory_id = row["id"].as_str().map(String::from);
-    access::record(conn, scope, actor, Access { event_type: "write", layer: Some(layer.name()), memory_id, status: "ok", detail: Some(detail), ..Default::default() }).await?;
+    access::record_write(conn, scope, actor, layer.name(), &row, detail).await?;
     Ok(row)
 }

@@ -178,7 +178,7 @@ pub async fn add_working(State(state): State<AppState>, p: Principal, JsonBody(b
     .bind(expires_at)
     .fetch_one(&mut *tx)
     .await?;
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("working"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("working_add"), ..Default::default() }).await?;
+    access::record_write(&mut tx, &p.scope, &actor, "working", &row, "working_add").await?;
     tx.commit().await?;
     let nudges = crate::nudges::for_content(&state, &p.scope, &b.content).await?;
     let mut out = pick(&row, &["id", "tenant", "project_id", "created_at", "session_id", "key", "expires_at"]);
@@ -226,7 +226,7 @@ pub async fn add_session(State(state): State<AppState>, p: Principal, JsonBody(b
     .bind(expires_at)
     .fetch_one(&mut *tx)
     .await?;
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("session"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("session_add"), ..Default::default() }).await?;
+    access::record_write(&mut tx, &p.scope, &actor, "session", &row, "session_add").await?;
     tx.commit().await?;
     Ok(created(row))
 }
@@ -259,7 +259,7 @@ pub async fn add_event(State(state): State<AppState>, p: Principal, JsonBody(b):
     .bind(Value::Object(merged))
     .fetch_one(&mut *tx)
     .await?;
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "write", layer: Some("event"), memory_id: row["id"].as_str().map(String::from), status: "ok", detail: Some("event_add"), ..Default::default() }).await?;
+    access::record_write(&mut tx, &p.scope, &actor, "event", &row, "event_add").await?;
     tx.commit().await?;
     Ok(created(row))
 }
