@@ -18,6 +18,7 @@ pub mod http;
 pub mod layers;
 pub mod metrics;
 pub mod nudges;
+pub mod permissions;
 pub mod quarantine;
 pub mod records;
 pub mod routes;

@@ -9,12 +9,13 @@ use serde_json::{json, Value};
 
 use crate::audit::{self, ChainReport};
 use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
 pub async fn verify(State(state): State<AppState>, p: Principal) -> AppResult<Json<Value>> {
-    p.require_admin()?;
+    p.require(Perm::Audit)?;
     match audit::verify(&state.pool, &p.scope.tenant).await? {
         ChainReport::Valid { checked, head_hash } => Ok(Json(json!({
             "audit": { "valid": true, "checked": checked, "head_hash": head_hash },
@@ -46,7 +47,7 @@ pub async fn revoke(State(state): State<AppState>, p: Principal, JsonBody(b): Js
             .map_err(|_| AppError::validation(&["body", "expires_at"], "expires_at must be an RFC 3339 timestamp with offset", "value_error"))?,
         None => Utc::now() + Duration::days(DEFAULT_REVOCATION_DAYS),
     };
-    p.require_admin()?;
+    p.require(Perm::Revoke)?;
     let mut tx = state.pool.begin().await?;
     sqlx::query("INSERT INTO revoked_jti (jti, expires_at, revoked_by) VALUES ($1, $2, $3) ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_jti.expires_at, EXCLUDED.expires_at)")
         .bind(&b.jti)

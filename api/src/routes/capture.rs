@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use crate::auth::{Principal, SCOPE_WRITE};
+use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::OptionalJsonBody;
 use crate::state::AppState;
@@ -40,7 +41,7 @@ fn disabled() -> AppError {
 
 /// Capture needs write scope and *signed* agent and client ids (headers cannot supply them).
 fn capture_identity(p: &Principal) -> AppResult<(String, String)> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Capture)?;
     let mut missing = Vec::new();
     if p.signed_agent_id.is_none() {
         missing.push("agent_id");

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::access::{self, Access};
 use crate::actor::Actor;
-use crate::auth::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::clients;
 use crate::error::{AppError, AppResult};
 use crate::extract::{check_range, JsonBody, QueryParams};
@@ -50,7 +51,7 @@ pub struct AddSemantic {
 }
 
 pub async fn add_semantic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSemantic>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Semantic))?;
     let body = payload(vec![("content", Some(json!(b.content))), ("tags", Some(json!(b.tags.unwrap_or_default())))]);
     let out = write::add_document(&state, &p, Layer::Semantic, body).await?;
     Ok(respond(out, |r| pick(r, &["id", "content", "tags", "tenant", "project_id", "created_at", "client_id", "client_name", "agent_id"])))
@@ -68,7 +69,7 @@ pub struct AddEpisodic {
 }
 
 pub async fn add_episodic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEpisodic>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Episodic))?;
     let body = payload(vec![
         ("content", Some(json!(b.content))),
         ("salience", Some(json!(b.salience))),
@@ -91,7 +92,7 @@ pub struct AddProcedural {
 }
 
 pub async fn add_procedural(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddProcedural>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Procedural))?;
     let body = payload(vec![
         ("skill_name", Some(json!(b.skill_name))),
         ("steps", Some(json!(b.steps))),
@@ -111,7 +112,7 @@ pub struct AddRag {
 }
 
 pub async fn add_rag(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddRag>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Rag))?;
     let body = json!({ "query": b.query, "external_source": b.external_source, "content": b.content });
     let out = write::add_document(&state, &p, Layer::Rag, body).await?;
     Ok(respond(out, |r| pick(r, &["id", "query"])))
@@ -152,7 +153,7 @@ pub struct AddWorking {
 }
 
 pub async fn add_working(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddWorking>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Working))?;
     let violations = state.schemas.validate(Layer::Working, &json!({ "content": b.content }));
     if !violations.is_empty() {
         return Err(write::violations_error(&violations));
@@ -202,7 +203,7 @@ fn default_role() -> String {
 }
 
 pub async fn add_session(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSession>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Session))?;
     nonempty("session_id", &b.session_id, 256)?;
     let expires_at = expiry(b.ttl_seconds, b.expires_at)?;
     let actor = Actor::from(&p);
@@ -238,7 +239,7 @@ pub struct AddEvent {
 }
 
 pub async fn add_event(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEvent>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Write(Layer::Event))?;
     // The stored payload is {"event_type": …, **payload}; a payload event_type wins, as in the prototype.
     let mut merged = Map::new();
     merged.insert("event_type".into(), json!(b.event_type));
@@ -286,7 +287,7 @@ fn hit_content(hit: &search::Hit) -> Value {
 
 pub async fn search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SearchQuery>) -> AppResult<Json<Vec<Value>>> {
     let k = check_range("k", q.k, 1, 100)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Search)?;
     let hits = search::hybrid(&state, &p.scope, &q.query, k, DEFAULT_VECTOR_WEIGHT).await?;
     log_read(&state, &p, "search_memory", &q.query, hits.len()).await?;
     Ok(Json(
@@ -324,7 +325,7 @@ fn default_context_limit() -> i64 {
 
 pub async fn retrieve_context(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ContextQuery>) -> AppResult<Json<Value>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Search)?;
     {
         let mut tx = state.pool.begin().await?;
         clients::observe(&mut tx, &p.scope, &p, &Actor::from(&p)).await?;
@@ -353,7 +354,7 @@ fn default_rag_limit() -> i64 {
 
 pub async fn rag_search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<RagSearchQuery>) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Search)?;
     let mut conn = state.pool.acquire().await?;
     let rows = search::rag_like(&mut conn, &p.scope, &q.query, limit).await?;
     drop(conn);
@@ -381,7 +382,7 @@ fn default_list_limit() -> i64 {
 pub async fn list_events(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Read(Layer::Event))?;
     let rows: Vec<Value> = sqlx::query_scalar(
         "SELECT jsonb_build_object('id', id, 'event_type', event_type, 'payload', payload::text, 'tenant', tenant, 'project_id', project_id, 'ts', ts)
          FROM logs_events WHERE tenant = $1 AND project_id = $2 AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5))
@@ -408,7 +409,7 @@ pub struct SessionListQuery {
 pub async fn list_session(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SessionListQuery>) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Read(Layer::Session))?;
     let rows: Vec<Value> = sqlx::query_scalar(
         "SELECT to_jsonb(t) FROM logs_session t
          WHERE tenant = $1 AND project_id = $2 AND session_id = $3 AND (expires_at IS NULL OR expires_at > now())
@@ -429,7 +430,7 @@ pub async fn list_session(State(state): State<AppState>, p: Principal, QueryPara
 pub async fn list_working(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Read(Layer::Working))?;
     let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM working_memory t
          WHERE tenant = $1 AND project_id = $2 AND (expires_at IS NULL OR expires_at > now())
@@ -457,7 +458,7 @@ fn memory_not_found() -> AppError {
 
 pub async fn get_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<Json<Value>> {
     let layer = readable_layer(&layer)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Read(layer))?;
     let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
     let mut conn = state.pool.acquire().await?;
     let mut row = records::get(&mut conn, layer, &p.scope, id, false).await?.ok_or_else(memory_not_found)?;
@@ -473,7 +474,7 @@ const SYSTEM_FIELDS: [&str; 5] = ["id", "tenant", "project_id", "created_at", "e
 
 pub async fn update_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>, JsonBody(body): JsonBody<Map<String, Value>>) -> AppResult<Json<Value>> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
-    p.require_admin()?;
+    p.require(Perm::Edit(layer))?;
     let updates: Map<String, Value> = body.into_iter().filter(|(k, _)| !SYSTEM_FIELDS.contains(&k.as_str())).collect();
     if updates.is_empty() {
         return Err(memory_not_found());
@@ -507,7 +508,7 @@ pub async fn update_memory(State(state): State<AppState>, p: Principal, Path((la
 
 pub async fn delete_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<StatusCode> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
-    p.require_admin()?;
+    p.require(Perm::Edit(layer))?;
     let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
     let mut tx = state.pool.begin().await?;
     if !records::delete(&mut tx, layer, &p.scope, id).await? {
@@ -520,7 +521,7 @@ pub async fn delete_memory(State(state): State<AppState>, p: Principal, Path((la
 }
 
 pub async fn list_schemas(State(state): State<AppState>, p: Principal) -> AppResult<Json<Value>> {
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Schemas)?;
     Ok(Json(json!({ "schemas": state.schemas.all() })))
 }
 
@@ -528,7 +529,7 @@ pub async fn get_schema(State(state): State<AppState>, p: Principal, Path(layer)
     if layer.is_empty() || !layer.chars().filter(|c| *c != '_' && *c != '-').all(|c| c.is_ascii_alphanumeric()) {
         return Err(AppError::bad_request("Invalid layer name"));
     }
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Schemas)?;
     state.schemas.get(&layer).cloned().map(Json).ok_or_else(|| AppError::not_found("Schema not found"))
 }
 

@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::auth::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::clients::{self, NewIssue};
 use crate::error::{AppError, AppResult};
 use crate::extract::{check_range, JsonBody, OptionalJsonBody, QueryParams};
@@ -29,7 +30,7 @@ fn active() -> String {
 }
 
 pub async fn heartbeat(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Heartbeat>) -> AppResult<Json<Value>> {
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let pid = b.pid.map(|v| match v {
         Value::String(s) => s,
         other => other.to_string(),
@@ -69,7 +70,7 @@ fn default_limit() -> i64 {
 
 pub async fn list_agents(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar("SELECT to_jsonb(a) - 'id' FROM logs_agents a WHERE tenant = $1 AND project_id = $2 ORDER BY last_seen DESC LIMIT $3")
         .bind(&p.scope.tenant)
         .bind(&p.scope.project)
@@ -81,7 +82,7 @@ pub async fn list_agents(State(state): State<AppState>, p: Principal, QueryParam
 
 pub async fn list_access(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar(
         "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id' FROM logs_access a WHERE tenant = $1 AND project_id = $2 ORDER BY ts DESC, id DESC LIMIT $3",
     )
@@ -111,7 +112,7 @@ const CLIENT_JSON: &str = "to_jsonb(c) - 'id'";
 /// Registration rules: only admins set or leave `trusted`/`blocked`; a non-admin
 /// re-registration keeps the existing status.
 pub async fn register_client(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Register>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::RegisterClient)?;
     if b.client_id.trim().is_empty() || b.client_id.chars().count() > 256 {
         return Err(AppError::validation(&["body", "client_id"], "client_id must be 1-256 characters", "value_error"));
     }
@@ -152,7 +153,7 @@ pub async fn register_client(State(state): State<AppState>, p: Principal, JsonBo
 
 pub async fn list_clients(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant = $1 AND project_id = $2
          ORDER BY last_seen DESC NULLS LAST, updated_at DESC LIMIT $3"
@@ -214,7 +215,7 @@ fn add_stats(total: &mut Value, s: &Value) {
 }
 
 pub async fn client_summary(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SummaryQuery>) -> AppResult<Json<Value>> {
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let client_id = p.client_id.clone().unwrap_or_else(|| p.effective_client_id());
     let reg: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND client_id=$3")))
         .bind(&p.scope.tenant)
@@ -264,7 +265,7 @@ pub struct IssueBody {
 }
 
 pub async fn create_issue(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<IssueBody>) -> AppResult<Response> {
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::FileIssue)?;
     let actor = Actor::from(&p);
     let mut tx = state.pool.begin().await?;
     let status = clients::status_of(&mut tx, &p.scope, &actor.client_id).await?;
@@ -297,7 +298,7 @@ fn open() -> String {
 pub async fn list_issues(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<IssueListQuery>) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::Observe)?;
     let rows: Vec<Value> = sqlx::query_scalar(
         "SELECT to_jsonb(i) FROM logs_client_issues i WHERE tenant = $1 AND project_id = $2 AND status = $3
            AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
@@ -324,7 +325,7 @@ pub async fn resolve_issue(State(state): State<AppState>, p: Principal, Path(id)
         },
         Some(_) => return Err(AppError::validation(&["body"], "Input should be a valid dictionary", "dict_type")),
     };
-    p.require_admin()?;
+    p.require(Perm::ResolveIssue)?;
     let not_found = || AppError::not_found("Issue not found");
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let mut tx = state.pool.begin().await?;

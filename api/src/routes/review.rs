@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::{Principal, SCOPE_WRITE};
+use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::{check_range, JsonBody, QueryParams};
 use crate::layers::Layer;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 
 pub async fn propose(State(state): State<AppState>, p: Principal, Path(layer): Path<String>, JsonBody(body): JsonBody<serde_json::Map<String, Value>>) -> AppResult<Response> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported quarantine layer"))?;
-    p.require_scope(SCOPE_WRITE)?;
+    p.require(Perm::Propose)?;
     let item = quarantine::propose_route(&state, &p, layer, Value::Object(body)).await?;
     Ok((StatusCode::ACCEPTED, Json(item)).into_response())
 }
@@ -41,13 +42,13 @@ fn default_limit() -> i64 {
 pub async fn list(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
-    p.require_admin()?;
+    p.require(Perm::Review)?;
     let rows = quarantine::list(&state, &p, &q.status_filter, limit, &cursor).await?;
     Ok(paging::page(rows, limit, "created_at"))
 }
 
 async fn review(state: AppState, p: Principal, id: String, approve: bool) -> AppResult<Json<Value>> {
-    p.require_admin()?;
+    p.require(Perm::Review)?;
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found("Quarantine item not found"))?;
     Ok(Json(quarantine::review(&state, &p, id, approve).await?))
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::auth;
+use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::http::not_ready;
 use crate::metrics;
@@ -42,7 +43,7 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
 pub async fn json_metrics(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Json<Value>> {
     auth::bearer_token(&headers)?;
     let p = auth::authenticate(&headers, &state).await?;
-    p.require_admin()?;
+    p.require(Perm::Metrics)?;
     if !state.is_ready() {
         return Err(AppError::status(axum::http::StatusCode::SERVICE_UNAVAILABLE, "Memory service not ready"));
     }

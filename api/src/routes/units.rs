@@ -10,7 +10,8 @@ use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::{Principal, SCOPE_READ};
+use crate::auth::Principal;
+use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::OptionalJsonBody;
 use crate::layers::Layer;
@@ -55,7 +56,7 @@ fn parse_members(body: &Value) -> AppResult<(String, Vec<Member>, Value)> {
 }
 
 pub async fn create(State(state): State<AppState>, p: Principal, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<Response> {
-    p.require_admin()?;
+    p.require(Perm::CreateUnit)?;
     let (label, members, submitted) = parse_members(&body.unwrap_or(Value::Null))?;
     let unit_id = Uuid::new_v4();
     let mut tx = state.pool.begin().await?;
@@ -94,7 +95,7 @@ pub async fn create(State(state): State<AppState>, p: Principal, OptionalJsonBod
 
 pub async fn related(State(state): State<AppState>, p: Principal, Path((layer, record_id)): Path<(String, String)>) -> AppResult<Json<Value>> {
     let layer = Layer::parse(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
-    p.require_scope(SCOPE_READ)?;
+    p.require(Perm::ReadUnits)?;
     let none = || AppError::not_found("No related unit");
     let id = Uuid::parse_str(&record_id).map_err(|_| none())?;
     let mut conn = state.pool.acquire().await?;
