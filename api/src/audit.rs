@@ -130,3 +130,13 @@ pub async fn verify(pool: &PgPool, tenant: &str) -> Result<ChainReport, sqlx::Er
     }
     Ok(ChainReport::Valid { checked, head_hash: (!prev.is_empty()).then_some(prev) })
 }
+
+/// The newest link of a tenant's chain: (seq, hash, ts).
+pub async fn head(pool: &PgPool, tenant: &str) -> Result<Option<(i64, String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash, ts FROM logs_audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1").bind(tenant).fetch_optional(pool).await
+}
+
+/// The (id, hash) stored at one position of a tenant's chain.
+pub async fn link_at(pool: &PgPool, tenant: &str, seq: i64) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, hash FROM logs_audit WHERE tenant = $1 AND seq = $2").bind(tenant).bind(seq).fetch_optional(pool).await
+}

@@ -44,6 +44,7 @@ pub struct Config {
     pub auto_resolve_issues: Vec<String>,
     pub access_log_retention_days: u32,
     pub request_timeout: Duration,
+    pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
     pub exact_search_max_rows: i64,
 }
@@ -112,6 +113,7 @@ impl Config {
             auto_resolve_issues: parse_csv(get("PINAK_AUTO_RESOLVE_ISSUES")),
             access_log_retention_days: parse_num(&get, "PINAK_ACCESS_LOG_RETENTION_DAYS", 90)?,
             request_timeout: Duration::from_millis(parse_num(&get, "PINAK_REQUEST_TIMEOUT_MS", 30_000)?),
+            audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
             hnsw_ef_search: parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100)?,
             exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 20_000)?,
         })
@@ -151,4 +153,14 @@ pub fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// An optional signing secret: when set, it must be long and not a published example.
+fn secret_var(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match get(name) {
+        Some(s) if REFUSED_SECRETS.contains(&s.as_str()) || s.len() < MIN_SECRET_BYTES => {
+            Err(invalid(name, "<redacted>", "must be at least 32 bytes and not a published example"))
+        }
+        other => Ok(other),
+    }
 }

@@ -163,3 +163,43 @@ async fn units_and_issue_resolution() {
     assert_eq!(api.post(&admin, "/client/issues/not-a-uuid/resolve", json!({})).await.0, 404);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn exported_head_detects_a_truncated_tail() {
+    let api = TestApi::builder().env("PINAK_AUDIT_SIGNING_KEY", "audit-signing-key-0123456789-abcdefghijklmnop").start().await;
+    let agent = Token::new("t", "p").sign();
+    let admin = Token::admin("t", "p").sign();
+    for i in 0..4 {
+        api.post(&agent, "/add", json!({"content": format!("m{i}")})).await;
+    }
+    let (s, head) = api.get(&admin, "/maintenance/audit/head").await;
+    assert_eq!(s, 200, "{head}");
+    let signed = head["signature"].as_str().unwrap().to_owned();
+    let plain = json!({"seq": head["seq"], "head_hash": head["head_hash"]});
+    assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": signed})).await.0, 200);
+    assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": plain})).await.0, 200);
+    let forged = format!("{}x", &signed[..signed.len() - 1]);
+    assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": forged})).await, (400, json!({"detail": "Invalid anchor: bad signature"})));
+    // Delete the tail: the chain that is left still links up, but no longer reaches the anchor.
+    let mut db = api.db().await;
+    sqlx::query("DELETE FROM logs_audit WHERE tenant = 't' AND seq >= (SELECT max(seq) - 1 FROM logs_audit WHERE tenant = 't')").execute(&mut db).await.unwrap();
+    assert_eq!(api.post(&admin, "/maintenance/verify", json!({})).await.0, 200, "without an anchor a cut tail is invisible");
+    let (s, b) = api.post(&admin, "/maintenance/verify", json!({"anchor": signed})).await;
+    assert_eq!(s, 409);
+    assert_eq!((b["detail"]["audit"]["valid"].as_bool(), b["detail"]["audit"]["truncated"].as_bool()), (Some(false), Some(true)));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn revocation_is_seen_by_another_api_process() {
+    let a = TestApi::start().await;
+    let b = TestApi::builder().env("PINAK_DB_SCHEMA", &a.schema).start().await;
+    let victim = Token::new("t", "p");
+    let token = victim.sign();
+    assert_eq!(b.get(&token, "/search?query=x").await.0, 200);
+    let resp = a.client.post(a.url("/api/v1/auth/revoke")).bearer_auth(Token::admin("t", "p").sign()).json(&json!({"jti": victim.jti()})).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(b.get(&token, "/search?query=x").await, (401, json!({"detail": "Token revoked"})), "the next request on any replica");
+    a.stop().await;
+    b.stop().await;
+}

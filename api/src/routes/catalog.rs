@@ -93,7 +93,8 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
         (op!("get" "/api/v1/memory/quarantine/list", "Quarantine items, newest first", Admin, q: &[("status_filter", "string", false, "default pending"), LIMIT_200, CURSOR], b: Body::None, ok: 200, e: &[422]), get(review::list)),
         (op!("post" "/api/v1/memory/quarantine/approve/{item_id}", "Approve (re-validates, then writes)", Admin, q: &[], b: Body::None, ok: 200, e: &[400, 404]), post(review::approve)),
         (op!("post" "/api/v1/memory/quarantine/reject/{item_id}", "Reject", Admin, q: &[], b: Body::None, ok: 200, e: &[404]), post(review::reject)),
-        (op!("post" "/api/v1/memory/maintenance/verify", "Verify the tenant's audit hash chain", Admin, q: &[], b: Body::None, ok: 200, e: &[409]), post(admin::verify)),
+        (op!("post" "/api/v1/memory/maintenance/verify", "Verify the tenant's audit hash chain (and, with an exported head as anchor, that no tail was cut)", Admin, q: &[], b: Body::Fields(&[("anchor", "object", false, "{seq, head_hash} or the signature of GET /maintenance/audit/head")]), ok: 200, e: &[400, 409]), post(admin::verify)),
+        (op!("get" "/api/v1/memory/maintenance/audit/head", "The audit chain head, signed with PINAK_AUDIT_SIGNING_KEY", Admin, q: &[], b: Body::None, ok: 200, e: &[]), get(admin::audit_head)),
         (op!("post" "/api/v1/memory/units", "Group records into a unit", Admin, q: &[], b: Body::Fields(&[("label", "string", true, "1-256 chars"), ("members", "array", true, "1-100 of {layer, id, role}")]), ok: 201, e: &[400]), post(units::create)),
         (op!("get" "/api/v1/memory/units/related/{layer}/{record_id}", "A record's unit and siblings", Read, q: &[], b: Body::None, ok: 200, e: &[400, 404]), get(units::related)),
         // Declared last in the prototype: a catch-all for two-segment paths.
