@@ -1,6 +1,7 @@
 //! `AppError`: every failure a handler can return, mapped to the contract's status and
-//! `{"detail": …}` body. Caller mistakes are 4xx; an unreachable database is 503; anything
-//! else is a logged 500 with no internals in the body.
+//! `{"detail": …}` body. Caller mistakes are 4xx (including values too large for Postgres to
+//! store or index: 413); an unreachable database is 503; anything else is a logged 500 with
+//! no internals in the body.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -57,6 +58,13 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A value the caller sent is too large for Postgres to store or index: 54000
+/// program_limit_exceeded ("string is too long for tsvector", "index row size exceeds btree
+/// maximum"). That is a caller mistake, not ours.
+pub fn is_too_large(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("54000"))
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (code, detail) = match self {
@@ -64,6 +72,10 @@ impl IntoResponse for AppError {
             AppError::Db(e) if is_unavailable(&e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, json!("Database unavailable"))
+            }
+            AppError::Db(e) if is_too_large(&e) => {
+                tracing::info!(error = %e, "value too large to store");
+                (StatusCode::PAYLOAD_TOO_LARGE, json!("Value too large to store"))
             }
             AppError::Db(e) => {
                 tracing::error!(error = %e, "database error");

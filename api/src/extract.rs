@@ -24,8 +24,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         } else {
             serde_json::from_slice(&bytes).map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?
         };
+        reject_nul(&value)?;
         serde_json::from_value(value).map(JsonBody).map_err(|e| AppError::validation(&["body"], e.to_string(), "value_error"))
     }
+}
+
+/// Postgres `text` and `jsonb` cannot hold U+0000, so a NUL in any string or key of a body
+/// would fail its query with a 500. Refused here, once for every route, as a 422.
+fn reject_nul(value: &Value) -> Result<(), AppError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    // Recursion is bounded: serde_json refuses documents nested deeper than 128.
+    if has_nul(value) {
+        return Err(AppError::validation(&["body"], "Strings must not contain NUL (\\u0000) characters", "string_nul"));
+    }
+    Ok(())
 }
 
 /// An optional JSON body: empty means `None`.
@@ -41,9 +60,9 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| OptionalJsonBody(Some(v)))
-            .map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?;
+        reject_nul(&value)?;
+        Ok(OptionalJsonBody(Some(value)))
     }
 }
 
@@ -55,6 +74,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
+        // A percent-encoded NUL (%00) cannot be bound as Postgres text either.
+        if let Ok(pairs) = serde_urlencoded_from_str::<Vec<(String, String)>>(query)
+            && let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(AppError::validation(&["query", k.as_str()], "Strings must not contain NUL (\\u0000) characters", "string_nul"));
+        }
         serde_urlencoded_from_str(query).map(QueryParams).map_err(|e| AppError::validation(&["query"], e, "value_error"))
     }
 }

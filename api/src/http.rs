@@ -53,6 +53,9 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     }
     .instrument(span.clone())
     .await;
+    if (resp.status().is_client_error() || resp.status().is_server_error()) && !is_json(&resp) {
+        resp = json_detail(resp).await;
+    }
     let route = resp.extensions().get::<RouteTemplate>().map(|r| r.0.clone()).unwrap_or_else(|| "unmatched".into());
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
@@ -64,6 +67,21 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// Errors are `{"detail": …}` everywhere (as FastAPI's). axum's own rejections (unmatched
+/// path, wrong method, undecodable path parameter) are plain text or empty: rewrap them.
+async fn json_detail(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+    let detail = if text.is_empty() { parts.status.canonical_reason().unwrap_or("Error").to_owned() } else { text };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(json!({ "detail": detail }).to_string()))
 }
 
 pub fn not_ready(state: &AppState) -> Response {

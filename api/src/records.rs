@@ -31,8 +31,14 @@ fn bind_field<'q>(q: Scalar<'q>, kind: Kind, value: Option<&Value>) -> Scalar<'q
             other => other.to_string(),
         })),
         Kind::Json => q.bind(value),
-        Kind::Int => q.bind(value.and_then(|v| v.as_i64()).map(|n| n as i32)),
+        Kind::Int => q.bind(value.as_ref().and_then(json_int).map(|n| n as i32)),
     }
+}
+
+/// An integral JSON number. JSON Schema's `integer` also admits `5.0` and `-0.0`, which
+/// `as_i64` rejects (binding NULL into a NOT NULL column). Callers have validated the range.
+fn json_int(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= i32::MAX as f64).map(|f| f as i64))
 }
 
 fn bind_embedding<'q>(q: Scalar<'q>, e: Option<&Embedding>) -> Scalar<'q> {
@@ -82,7 +88,7 @@ pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
         q = if field.kind == Kind::Json && v.is_none_or(Value::is_null) && matches!(field.column, "tags") {
             q.bind(Some(Value::Array(vec![])))
         } else if layer == Layer::Episodic && field.column == "salience" {
-            q.bind(v.and_then(Value::as_i64).unwrap_or(0) as i32)
+            q.bind(v.and_then(json_int).unwrap_or(0) as i32)
         } else {
             bind_field(q, field.kind, v)
         };

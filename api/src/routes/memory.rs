@@ -181,7 +181,12 @@ pub async fn add_working(State(state): State<AppState>, p: Principal, JsonBody(b
     .await?;
     access::record_write(&mut tx, &p.scope, &actor, "working", &row, "working_add").await?;
     tx.commit().await?;
-    let nudges = crate::nudges::for_content(&state, &p.scope, &b.content).await?;
+    // The note is committed; nudges are advice, so a failed lookup must not turn a stored
+    // write into an error (a retry would then store it twice).
+    let nudges = crate::nudges::for_content(&state, &p.scope, &b.content).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "nudge lookup failed");
+        Vec::new()
+    });
     let mut out = pick(&row, &["id", "tenant", "project_id", "created_at", "session_id", "key", "expires_at"]);
     out["content"] = json!(b.content);
     out["nudges"] = json!(nudges);
