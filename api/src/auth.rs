@@ -5,7 +5,9 @@
 //! Order of checks follows the contract's failure matrix: bearer present -> signature,
 //! issuer, audience, expiry -> `jti` shape -> revocation (database) -> tenant/project claims ->
 //! store tenant pin -> identity headers. Scope and role checks run inside handlers, after
-//! body and query validation, as in the prototype.
+//! body and query validation, through the permission table in `permissions`.
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,7 +16,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::keys::KeyStore;
 use crate::state::AppState;
 use crate::tenancy::Scope;
 
@@ -28,35 +32,82 @@ const LEEWAY_SECONDS: u64 = 30;
 const MAX_JTI_LEN: usize = 256;
 
 /// Verifies token signatures and the registered claims.
+///
+/// A token with a `kid` header is verified only with that key (directory or JWKS, see
+/// `keys`), and only when its `alg` is the key's algorithm. A token without `kid` is verified
+/// with the HS256 shared secret (compat mode) when one is configured. Anything else, including
+/// `alg: none`, is `Invalid token`.
 pub struct TokenVerifier {
-    hs256: DecodingKey,
+    hs256: Option<DecodingKey>,
+    keys: Option<Arc<KeyStore>>,
     validation: Validation,
 }
 
 impl TokenVerifier {
+    /// HS256 only (compat mode).
     pub fn hs256(secret: &str, issuer: &str, audience: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
-        TokenVerifier { hs256: DecodingKey::from_secret(secret.as_bytes()), validation }
+        TokenVerifier { hs256: Some(DecodingKey::from_secret(secret.as_bytes())), keys: None, validation: validation(issuer, audience) }
+    }
+
+    /// From the runtime config: the HS256 secret if set, plus the key directory and JWKS if
+    /// set. Loads the keys and starts their background reloads.
+    pub async fn from_config(cfg: &Config) -> Self {
+        let keys = if cfg.jwt_keys_dir.is_some() || cfg.jwt_jwks_url.is_some() {
+            Some(KeyStore::start(cfg.jwt_keys_dir.clone(), cfg.jwt_jwks_url.clone(), cfg.jwt_jwks_refresh).await)
+        } else {
+            None
+        };
+        TokenVerifier {
+            hs256: cfg.jwt_secret.as_deref().map(|s| DecodingKey::from_secret(s.as_bytes())),
+            keys,
+            validation: validation(&cfg.jwt_issuer, &cfg.jwt_audience),
+        }
+    }
+
+    /// The asymmetric key store, when keys are configured.
+    pub fn keys(&self) -> Option<&Arc<KeyStore>> {
+        self.keys.as_ref()
     }
 
     /// The claims of a valid token, or the contract's 401 detail.
-    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, &'static str> {
+    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "Invalid token")?;
-        // Only the configured algorithm: `none` and HS/RS confusion never reach a key.
-        if header.alg != Algorithm::HS256 {
+        match header.kid.as_deref() {
+            None => match &self.hs256 {
+                Some(secret) => self.check(token, header.alg, secret, Algorithm::HS256),
+                None => Err("Invalid token"),
+            },
+            Some(kid) => {
+                let store = self.keys.as_ref().ok_or("Invalid token")?;
+                let key = store.find(kid).await.ok_or("Invalid token")?;
+                self.check(token, header.alg, &key.key, key.alg)
+            }
+        }
+    }
+
+    /// Only the key's own algorithm: `none` and HS/RS confusion never reach a key.
+    fn check(&self, token: &str, header_alg: Algorithm, key: &DecodingKey, alg: Algorithm) -> Result<Map<String, Value>, &'static str> {
+        if header_alg != alg {
             return Err("Invalid token");
         }
-        match jsonwebtoken::decode::<Map<String, Value>>(token, &self.hs256, &self.validation) {
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg];
+        match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err("Token expired"),
             Err(_) => Err("Invalid token"),
         }
     }
+}
+
+fn validation(issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.leeway = LEEWAY_SECONDS;
+    validation.validate_nbf = true;
+    validation
 }
 
 /// The verified caller of a memory route.
@@ -84,17 +135,6 @@ impl Principal {
     }
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
-    }
-    pub fn require_scope(&self, scope: &str) -> AppResult<()> {
-        if self.has_scope(scope) { Ok(()) } else { Err(AppError::forbidden(format!("Missing scope: {scope}"))) }
-    }
-    pub fn require_role(&self, role: &str) -> AppResult<()> {
-        if self.has_role(role) { Ok(()) } else { Err(AppError::forbidden(format!("Missing role: {role}"))) }
-    }
-    /// `memory.admin` scope plus the `admin` role: edits, deletes, reviews, maintenance.
-    pub fn require_admin(&self) -> AppResult<()> {
-        self.require_scope(SCOPE_ADMIN)?;
-        self.require_role(ROLE_ADMIN)
     }
     pub fn is_admin(&self) -> bool {
         self.has_role(ROLE_ADMIN)
@@ -155,7 +195,7 @@ impl FromRequestParts<AppState> for Principal {
 
 pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> AppResult<Principal> {
     let token = bearer_token(headers)?;
-    let claims = state.verifier.verify(token).map_err(AppError::unauthorized)?;
+    let claims = state.verifier.verify(token).await.map_err(AppError::unauthorized)?;
     let jti = match claims.get("jti") {
         None => return Err(AppError::unauthorized("Invalid token")),
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_JTI_LEN => s.clone(),

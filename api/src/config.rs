@@ -29,6 +29,11 @@ pub struct Config {
     pub db_pool_size: u32,
     pub listen: SocketAddr,
     pub jwt_secret: Option<String>,
+    /// Directory of asymmetric verification keys (file name = `kid`), hot-reloaded.
+    pub jwt_keys_dir: Option<PathBuf>,
+    /// JWKS endpoint of an identity provider; its keys merge with the directory's.
+    pub jwt_jwks_url: Option<String>,
+    pub jwt_jwks_refresh: Duration,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub tenant: Option<String>,
@@ -47,6 +52,10 @@ pub struct Config {
     pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
     pub exact_search_max_rows: i64,
+    /// `PINAK_JOBS`: run the background-job worker in this pod (api/src/jobs.rs).
+    pub jobs_enabled: bool,
+    /// `PINAK_JOBS_CONCURRENCY`: jobs this pod runs at once (at least 1).
+    pub jobs_concurrency: usize,
 }
 
 /// Published example secrets that must never sign production tokens.
@@ -65,9 +74,22 @@ impl Config {
         if !is_identifier(&db_schema) {
             return Err(invalid("PINAK_DB_SCHEMA", &db_schema, "use lowercase letters, digits and _ (at most 63)"));
         }
-        let jwt_secret = get("PINAK_JWT_SECRET");
+        let jwt_keys_dir = get("PINAK_JWT_KEYS_DIR").map(PathBuf::from);
+        let jwt_jwks_url = get("PINAK_JWT_JWKS_URL");
+        if let Some(url) = jwt_jwks_url.as_deref().filter(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
+            return Err(invalid("PINAK_JWT_JWKS_URL", url, "expected an http(s) URL"));
+        }
+        let jwt_jwks_refresh_secs: u64 = parse_num(&get, "PINAK_JWT_JWKS_REFRESH_SECS", 300)?;
+        if jwt_jwks_refresh_secs == 0 {
+            return Err(invalid("PINAK_JWT_JWKS_REFRESH_SECS", "0", "must be at least 1"));
+        }
+        // The shared secret is optional once asymmetric keys are configured; when set, it must
+        // still be strong.
+        let keys_configured = jwt_keys_dir.is_some() || jwt_jwks_url.is_some();
+        let jwt_secret = get("PINAK_JWT_SECRET").filter(|s| !s.is_empty());
         match &jwt_secret {
-            None => return Err(ConfigError::Missing("PINAK_JWT_SECRET")),
+            None if keys_configured => {}
+            None => return Err(ConfigError::Missing("PINAK_JWT_SECRET (or PINAK_JWT_KEYS_DIR / PINAK_JWT_JWKS_URL)")),
             Some(s) if REFUSED_SECRETS.contains(&s.as_str()) => {
                 return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "a published example secret; generate one, e.g. `openssl rand -base64 48`"));
             }
@@ -98,6 +120,9 @@ impl Config {
             db_pool_size: parse_num(&get, "PINAK_DB_POOL_SIZE", 8)?,
             listen: parse_num(&get, "PINAK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             jwt_secret,
+            jwt_keys_dir,
+            jwt_jwks_url,
+            jwt_jwks_refresh: Duration::from_secs(jwt_jwks_refresh_secs),
             jwt_issuer: get("PINAK_JWT_ISSUER").unwrap_or_else(|| "pinak-memory".into()),
             jwt_audience: get("PINAK_JWT_AUDIENCE").unwrap_or_else(|| "pinak-memory-api".into()),
             tenant: get("PINAK_TENANT"),
@@ -116,6 +141,11 @@ impl Config {
             audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
             hnsw_ef_search: parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100)?,
             exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 20_000)?,
+            jobs_enabled: parse_bool(&get, "PINAK_JOBS", true)?,
+            jobs_concurrency: match parse_num(&get, "PINAK_JOBS_CONCURRENCY", 1usize)? {
+                0 => return Err(invalid("PINAK_JOBS_CONCURRENCY", "0", "must be at least 1")),
+                n => n,
+            },
         })
     }
 }

@@ -15,6 +15,8 @@ pub mod embedding;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod jobs;
+pub mod keys;
 pub mod layers;
 pub mod metrics;
 pub mod nudges;
@@ -82,11 +84,16 @@ pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
     let embedder = tokio::task::spawn_blocking(move || build_embedder(&embed_cfg))
         .await
         .map_err(|e| EmbeddingError::Load { path: "model".into(), reason: e.to_string() })??;
-    let verifier = auth::TokenVerifier::hs256(cfg.jwt_secret.as_deref().unwrap_or_default(), &cfg.jwt_issuer, &cfg.jwt_audience);
+    let verifier = auth::TokenVerifier::from_config(&cfg).await;
     let state = AppState::new(cfg, pool, embedder, verifier);
     state.set_verification(Verification::Verifying);
     // A store must be reachable and migrated before we call ourselves ready.
     db::migration_version(&state.pool).await?;
+    if state.config.migrate && state.config.jobs_enabled {
+        // Install the job queue's schema now, like our own migrations, so it is in place (and
+        // its DDL finished) before we report ready; the worker itself starts in `serve`.
+        jobs::install(&state).await;
+    }
     state.set_verification(Verification::Ready);
     Ok(state)
 }
@@ -97,7 +104,9 @@ pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
-            let up = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+            // Bounded: a connection that goes silent must not freeze the watch (and readiness).
+            let ping = sqlx::query("SELECT 1").execute(&state.pool);
+            let up = matches!(tokio::time::timeout(Duration::from_secs(5), ping).await, Ok(Ok(_)));
             if up != state.db_up() {
                 tracing::warn!(database_up = up, "database availability changed");
                 state.set_db_up(up);
@@ -109,6 +118,19 @@ pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
 /// Serves until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let watch = spawn_db_watch(state.clone());
+    // Background jobs (after `prepare` ran the migrations); stopped gracefully below so
+    // in-flight jobs are released rather than left locked.
+    let jobs = if state.config.jobs_enabled {
+        match jobs::start(&state) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                tracing::error!(error = %e, "background jobs disabled: invalid database settings");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let app = routes::router(state.clone());
     let stopping = state.clone();
     let result = axum::serve(listener, app)
@@ -118,6 +140,9 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
         })
         .await;
     watch.abort();
+    if let Some(jobs) = jobs {
+        jobs.shutdown().await;
+    }
     state.pool.close().await;
     result
 }

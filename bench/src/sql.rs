@@ -1,0 +1,320 @@
+//! Direct Postgres side: the store schema (created with the API's own migrations), bulk load
+//! of the embedded corpus, and the search SQL of `api/src/search.rs` run without the service.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+use crate::api::{recall, TENANT};
+use crate::corpus::Item;
+use crate::load::Op;
+
+/// High half of every benchmark row id; the low half is the document index.
+pub const ID_NAMESPACE: u64 = 0x7069_6e61_6b62_656e; // "pinakben"
+pub const MAIN_PROJECT: &str = "main";
+pub const SMALL_PROJECT: &str = "small";
+/// `embedding_model` of the loaded rows: the name the local backend records, so an API with
+/// the local backend (or the http backend configured with this name) finds nothing to re-embed.
+pub const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+pub fn doc_id(i: usize) -> uuid::Uuid {
+    uuid::Uuid::from_u64_pair(ID_NAMESPACE, i as u64)
+}
+
+/// Every 100th document belongs to the small project (1 % of rows), the rest to main.
+pub fn project_of(i: usize) -> &'static str {
+    if i % 100 == 0 { SMALL_PROJECT } else { MAIN_PROJECT }
+}
+
+pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgConnection> {
+    let mut opts = PgConnectOptions::from_str(url)?.application_name("pinak-bench");
+    if let Some(s) = schema {
+        opts = opts.options([("search_path", format!("\"{s}\",public").as_str())]);
+    }
+    PgConnection::connect_with(&opts).await.with_context(|| format!("connecting to {url}"))
+}
+
+/// Drops the schemas earlier benchmark runs left behind (this cluster is the benchmark's own).
+pub async fn drop_old_schemas(url: &str) -> Result<usize> {
+    let mut c = connect(url, None).await?;
+    let names: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'bench\\_%'").fetch_all(&mut c).await?;
+    for n in &names {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{n}\" CASCADE"))).execute(&mut c).await?;
+    }
+    Ok(names.len())
+}
+
+/// Drops a store schema and its job-queue schema (`<schema>_worker`, api/src/jobs.rs).
+pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+    let mut c = connect(url, None).await?;
+    for s in [schema.to_owned(), format!("{schema}_worker")] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))).execute(&mut c).await?;
+    }
+    Ok(())
+}
+
+/// Rows whose vector another model wrote (the API re-embeds rows of a foreign model in the
+/// background, api/src/jobs.rs; a benchmark store must not change under the measurement).
+pub async fn foreign_vectors(url: &str, schema: &str) -> Result<i64> {
+    let mut c = connect(url, Some(schema)).await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM memories_semantic WHERE embedding_model IS DISTINCT FROM $1")
+        .bind(MODEL)
+        .fetch_one(&mut c)
+        .await?)
+}
+
+pub struct ServerInfo {
+    pub version: String,
+    pub pgvector: String,
+    pub settings: String,
+}
+
+pub async fn server_info(url: &str) -> Result<ServerInfo> {
+    let mut c = connect(url, None).await?;
+    let version: String = sqlx::query_scalar("SELECT split_part(version(), ' on ', 1)").fetch_one(&mut c).await?;
+    let pgvector: String = sqlx::query_scalar("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'").fetch_optional(&mut c).await?.unwrap_or_default();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name::text, setting::text || coalesce(unit::text, '') FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'max_connections', 'synchronous_commit') ORDER BY name",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let settings = rows.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    Ok(ServerInfo { version, pgvector, settings })
+}
+
+/// Creates `schema` with the API's migrations (the same code path `pinak-api` runs at start).
+pub async fn migrate(url: &str, schema: &str) -> Result<()> {
+    let opts = PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\",public").as_str()), ("timezone", "UTC")]);
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
+    pinak_api::db::migrate(&pool, schema).await?;
+    pool.close().await;
+    Ok(())
+}
+
+fn copy_escape(s: &str, out: &mut String) {
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+pub struct LoadStats {
+    pub rows: usize,
+    pub copy: Duration,
+    pub index: Duration,
+    pub analyze: Duration,
+}
+
+/// Loads the documents into `memories_semantic` with COPY (the real vectors; the API would
+/// compute its own), rebuilding the HNSW index from the migration afterwards.
+pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadStats> {
+    let mut c = connect(url, Some(schema)).await?;
+    sqlx::query("DROP INDEX IF EXISTS memories_semantic_hnsw").execute(&mut c).await?;
+    let t = Instant::now();
+    let mut copy = c
+        .copy_in_raw(
+            "COPY memories_semantic (id, tenant, project_id, content, tags, agent_id, client_id, client_name, embedding, embedding_model, embedding_dim) FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::with_capacity(4 << 20);
+    for (i, d) in docs.iter().enumerate() {
+        buf.push_str(&format!("{}\t{TENANT}\t{}\t", doc_id(i), project_of(i)));
+        copy_escape(&d.text, &mut buf);
+        buf.push_str("\t[\"bench\"]\tbench-agent\tbench-client\tpinak-bench\t[");
+        for (j, x) in d.vector.iter().enumerate() {
+            if j > 0 {
+                buf.push(',');
+            }
+            buf.push_str(&x.to_string());
+        }
+        buf.push_str("]\t");
+        buf.push_str(MODEL);
+        buf.push_str("\t384\n");
+        if buf.len() > (2 << 20) {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    copy.send(buf.as_bytes()).await?;
+    let rows = copy.finish().await? as usize;
+    let copy_time = t.elapsed();
+    // The graph of 100k x 384 needs ~200 MB; below that pgvector builds far slower.
+    sqlx::query("SET maintenance_work_mem = '1GB'").execute(&mut c).await?;
+    let t = Instant::now();
+    sqlx::query("CREATE INDEX memories_semantic_hnsw ON memories_semantic USING hnsw (embedding vector_l2_ops)").execute(&mut c).await?;
+    let index = t.elapsed();
+    let t = Instant::now();
+    sqlx::query("VACUUM ANALYZE memories_semantic").execute(&mut c).await?;
+    Ok(LoadStats { rows, copy: copy_time, index, analyze: t.elapsed() })
+}
+
+/// How a direct-SQL search runs. The session settings are set once per connection, so each
+/// request is exactly one round trip: the best the service could do with this SQL.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// HNSW with relaxed iterative scans at `ef_search` (what search.rs does above the exact threshold).
+    HnswIterative(u32),
+    /// HNSW at pgvector defaults (ef_search 40, no iterative scan): the filtered-search trap.
+    HnswDefault,
+    /// No index scans: the scope's rows ranked exactly (search.rs's small-scope path).
+    Exact,
+    /// The API's keyword query (full text, OR of the query's words, ts_rank) on one layer.
+    Keyword,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Path {
+    pub kind: Kind,
+    /// false: search.rs's SQL as it is, which builds the row JSON (`to_jsonb(t)`, vector
+    /// included) for every candidate row before sorting. true: the same result with the JSON
+    /// built only for the LIMIT rows (a candidate fix, measured for comparison).
+    pub late_json: bool,
+}
+
+impl Path {
+    pub const fn api(kind: Kind) -> Path {
+        Path { kind, late_json: false }
+    }
+    pub const fn late(kind: Kind) -> Path {
+        Path { kind, late_json: true }
+    }
+
+    pub fn label(&self) -> String {
+        let base = match self.kind {
+            Kind::HnswIterative(ef) => format!("SQL HNSW, iterative relaxed_order, ef_search={ef}"),
+            Kind::HnswDefault => "SQL HNSW, pgvector defaults (ef_search=40, no iterative scan)".into(),
+            Kind::Exact => "SQL exact (index scans off)".into(),
+            Kind::Keyword => "SQL keyword FTS, one layer".into(),
+        };
+        if self.late_json { format!("{base}; row JSON after LIMIT (fix)") } else { base }
+    }
+
+    fn settings(&self) -> Vec<String> {
+        match self.kind {
+            Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()],
+            Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
+            Kind::Exact => vec!["SET enable_indexscan = off".into()],
+            Kind::Keyword => vec![],
+        }
+    }
+
+    fn sql(&self) -> String {
+        let row = pinak_api::records::ROW_JSON;
+        match (self.kind, self.late_json) {
+            // search.rs `keyword_fts`.
+            (Kind::Keyword, false) => format!(
+                "WITH q AS (SELECT {OR_TSQUERY} AS tsq)
+                 SELECT {row} FROM memories_semantic t, q
+                 WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
+                 ORDER BY ts_rank(t.fts, q.tsq) DESC, t.created_at DESC LIMIT $4"
+            ),
+            (Kind::Keyword, true) => format!(
+                "WITH q AS (SELECT {OR_TSQUERY} AS tsq)
+                 SELECT {row} FROM (
+                     SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at FROM memories_semantic t, q
+                     WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
+                     ORDER BY rank DESC, t.created_at DESC LIMIT $4) s
+                 JOIN memories_semantic t ON t.id = s.id
+                 ORDER BY s.rank DESC, s.created_at DESC"
+            ),
+            // search.rs `vector_layer`'s SELECT.
+            (_, false) => format!(
+                "SELECT row, dist FROM (
+                     SELECT {row} AS row, t.embedding <-> $3 AS dist FROM memories_semantic t
+                     WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
+                     ORDER BY t.embedding <-> $3 LIMIT $4) s
+                 ORDER BY dist"
+            ),
+            (_, true) => format!(
+                "SELECT {row} AS row, s.dist FROM (
+                     SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t
+                     WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
+                     ORDER BY t.embedding <-> $3 LIMIT $4) s
+                 JOIN memories_semantic t ON t.id = s.id
+                 ORDER BY s.dist"
+            ),
+        }
+    }
+}
+
+/// search.rs's OR-of-lexemes tsquery over $3 (copied: it is private there).
+const OR_TSQUERY: &str = "(SELECT to_tsquery('simple', coalesce(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | '), ''))
+                           FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS l)";
+
+pub struct SqlSearch {
+    conn: PgConnection,
+    path: Path,
+    sql: Arc<String>,
+    project: &'static str,
+    vectors: Arc<Vec<pgvector::Vector>>,
+    texts: Arc<Vec<String>>,
+    truth: Arc<Vec<Vec<usize>>>,
+}
+
+pub struct Shared {
+    pub vectors: Arc<Vec<pgvector::Vector>>,
+    pub texts: Arc<Vec<String>>,
+}
+
+impl SqlSearch {
+    pub async fn open(url: &str, schema: &str, path: Path, project: &'static str, shared: &Shared, truth: Arc<Vec<Vec<usize>>>) -> Result<Self> {
+        let mut conn = connect(url, Some(schema)).await?;
+        for s in path.settings() {
+            sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await?;
+        }
+        let sql = Arc::new(path.sql());
+        Ok(SqlSearch { conn, path, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
+    }
+
+    /// The plan Postgres picks for this path (first scan node), for the report.
+    pub async fn plan(&mut self) -> Result<String> {
+        let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", self.sql)))
+            .bind(TENANT)
+            .bind(self.project)
+            .bind(&self.vectors[0])
+            .bind(20i64)
+            .fetch_all(&mut self.conn)
+            .await?;
+        let scan = lines.iter().map(|l| l.trim().trim_start_matches("-> ").trim()).find(|l| l.contains("Scan")).unwrap_or("?");
+        Ok(scan.split("  ").next().unwrap_or(scan).to_owned())
+    }
+}
+
+impl Op for SqlSearch {
+    async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
+        let q = seq % self.vectors.len();
+        // k = 2 x limit, as the API asks each layer for (limit 10).
+        if self.path.kind == Kind::Keyword {
+            let _rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.clone()))
+                .bind(TENANT)
+                .bind(self.project)
+                .bind(&self.texts[q])
+                .bind(20i64)
+                .fetch_all(&mut self.conn)
+                .await?;
+            return Ok(None);
+        }
+        let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()))
+            .bind(TENANT)
+            .bind(self.project)
+            .bind(&self.vectors[q])
+            .bind(20i64)
+            .fetch_all(&mut self.conn)
+            .await?;
+        let found = rows.iter().filter_map(|(r, _)| {
+            let u = uuid::Uuid::parse_str(r["id"].as_str()?).ok()?;
+            Some(u.as_u64_pair().1 as usize)
+        });
+        Ok(Some(recall(found, &self.truth[q], 10)))
+    }
+}
