@@ -60,41 +60,30 @@ async fn keyword_fts(conn: &mut PgConnection, layer: Layer, scope: &Scope, query
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(limit).fetch_all(conn).await
 }
 
-/// Literal word match on rag snippets, newest first (also `GET /rag/search`).
-pub async fn rag_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
+/// Literal word match (any of the first 8 words, wildcards escaped) on one layer, newest first.
+/// `matches` is the layer's condition over `$3` (the patterns), and `order` its recency column.
+async fn like_search(conn: &mut PgConnection, layer: Layer, matches: &str, order: &str, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
     let patterns = like_patterns(query);
     if patterns.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROW_JSON} FROM memories_rag t WHERE tenant = $1 AND project_id = $2
-           AND (query ILIKE ANY($3) OR content ILIKE ANY($3) OR external_source ILIKE ANY($3))
-         ORDER BY created_at DESC LIMIT $4"
-    )))
-    .bind(&scope.tenant)
-    .bind(&scope.project)
-    .bind(&patterns)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    let sql = format!(
+        "SELECT {ROW_JSON} FROM {} t WHERE tenant = $1 AND project_id = $2 AND {matches} ORDER BY {order} DESC LIMIT $4",
+        layer.table()
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(&patterns).bind(limit).fetch_all(conn).await
 }
 
+/// Rag snippets by literal word match, newest first (also `GET /rag/search`).
+pub async fn rag_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
+    let matches = "(query ILIKE ANY($3) OR content ILIKE ANY($3) OR external_source ILIKE ANY($3))";
+    like_search(conn, Layer::Rag, matches, "created_at", scope, query, limit).await
+}
+
+/// Unexpired working notes by literal word match, newest first.
 async fn working_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let patterns = like_patterns(query);
-    if patterns.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROW_JSON} FROM working_memory t WHERE tenant = $1 AND project_id = $2
-           AND (expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($3)
-         ORDER BY updated_at DESC LIMIT $4"
-    )))
-    .bind(&scope.tenant)
-    .bind(&scope.project)
-    .bind(&patterns)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    let matches = "(expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($3)";
+    like_search(conn, Layer::Working, matches, "updated_at", scope, query, limit).await
 }
 
 /// Nearest rows of one layer within the scope, exact or HNSW by the scope's size.
