@@ -140,7 +140,7 @@ impl Config {
             request_timeout: Duration::from_millis(parse_num(&get, "PINAK_REQUEST_TIMEOUT_MS", 30_000)?),
             audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
             hnsw_ef_search: parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100)?,
-            exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 20_000)?,
+            exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 2_000)?,
             jobs_enabled: parse_bool(&get, "PINAK_JOBS", true)?,
             jobs_concurrency: match parse_num(&get, "PINAK_JOBS_CONCURRENCY", 1usize)? {
                 0 => return Err(invalid("PINAK_JOBS_CONCURRENCY", "0", "must be at least 1")),

@@ -1,7 +1,7 @@
 //! Search ranking, in one place.
 //!
 //! Hybrid search = keyword hits + vector hits, fused by weight (the contract's default 0.5):
-//! * keyword: full-text (`tsvector`, OR of the query's words, ranked by `ts_rank`) on
+//! * keyword: full-text (`tsvector`, all of the query's words, ranked by `ts_rank`) on
 //!   semantic, episodic and procedural; a literal, escaped ILIKE over up to 8 words on rag and
 //!   working. Keyword score = 1 - i/n by position in that concatenated list.
 //! * vector: pgvector L2 distance d on the three vectorised layers, score = 1/(1+d²).
@@ -44,18 +44,17 @@ pub fn like_patterns(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// OR of the query's lexemes as a tsquery, built in SQL from `to_tsvector` so that no user
-/// text is ever parsed as tsquery syntax (each lexeme is quoted).
-const OR_TSQUERY: &str = "(SELECT to_tsquery('simple', coalesce(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | '), ''))
-                           FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS l)";
-
+/// Full-text match: every word of the query (AND, as the prototype's FTS5), through
+/// `plainto_tsquery`, which accepts any text without error. Rows are ranked on the index
+/// alone; their JSON is built only for the survivors of the LIMIT.
 async fn keyword_fts(conn: &mut PgConnection, layer: Layer, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
     let sql = format!(
-        "WITH q AS (SELECT {OR_TSQUERY} AS tsq)
-         SELECT {ROW_JSON} FROM {} t, q
-         WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
-         ORDER BY ts_rank(t.fts, q.tsq) DESC, t.created_at DESC LIMIT $4",
-        layer.table()
+        "WITH q AS (SELECT plainto_tsquery('simple', $3) AS tsq),
+              hits AS (SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at FROM {table} t, q
+                       WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
+                       ORDER BY rank DESC, t.created_at DESC LIMIT $4)
+         SELECT {ROW_JSON} FROM hits JOIN {table} t USING (id) ORDER BY hits.rank DESC, hits.created_at DESC",
+        table = layer.table()
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(limit).fetch_all(conn).await
 }
@@ -68,8 +67,9 @@ async fn like_search(conn: &mut PgConnection, layer: Layer, matches: &str, order
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {ROW_JSON} FROM {} t WHERE tenant = $1 AND project_id = $2 AND {matches} ORDER BY {order} DESC LIMIT $4",
-        layer.table()
+        "WITH hits AS (SELECT id, {order} AS at FROM {table} WHERE tenant = $1 AND project_id = $2 AND {matches} ORDER BY {order} DESC LIMIT $4)
+         SELECT {ROW_JSON} FROM hits JOIN {table} t USING (id) ORDER BY hits.at DESC",
+        table = layer.table()
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(&patterns).bind(limit).fetch_all(conn).await
 }
@@ -111,12 +111,12 @@ pub async fn vector_layer(conn: &mut PgConnection, state: &AppState, layer: Laye
         sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {}", state.config.hnsw_ef_search.clamp(1, 1000)))).execute(&mut *tx).await?;
         sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
     }
+    // Rank on (id, distance) only; build the row JSON for the k survivors.
     let sql = format!(
-        "SELECT row, dist FROM (
-             SELECT {ROW_JSON} AS row, t.embedding <-> $3 AS dist FROM {table} t
-             WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
-             ORDER BY t.embedding <-> $3 LIMIT $4) s
-         ORDER BY dist"
+        "WITH s AS (SELECT t.id, t.embedding <-> $3 AS dist FROM {table} t
+                    WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
+                    ORDER BY t.embedding <-> $3 LIMIT $4)
+         SELECT {ROW_JSON} AS row, s.dist FROM s JOIN {table} t USING (id) ORDER BY s.dist"
     );
     let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&scope.tenant)

@@ -285,3 +285,20 @@ impl Op for ApiIngest {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencode_keeps_unreserved_only() {
+        assert_eq!(urlencode("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
+    }
+
+    #[test]
+    fn ids_map_back_to_documents() {
+        assert_eq!(doc_index(&crate::sql::doc_id(4242).to_string()), Some(4242));
+        assert_eq!(doc_index(&uuid::Uuid::new_v4().to_string()), None);
+        assert_eq!(recall([1, 2, 9], &[1, 2, 3, 4], 10), 0.5);
+    }
+}

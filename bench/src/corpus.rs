@@ -229,3 +229,35 @@ pub fn ground_truth(queries: &[Item], docs: &[Item], members: &[usize], k: usize
         handles.into_iter().flat_map(|h| h.join().expect("ground truth thread")).collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(v: [f32; 2]) -> Item {
+        Item { text: String::new(), vector: v.to_vec() }
+    }
+
+    #[test]
+    fn ground_truth_is_nearest_first_within_members() {
+        let docs = vec![item([0.0, 0.0]), item([1.0, 0.0]), item([0.2, 0.0]), item([5.0, 0.0])];
+        let queries = vec![item([0.0, 0.0]), item([4.0, 0.0])];
+        let truth = ground_truth(&queries, &docs, &[1, 2, 3], 2);
+        assert_eq!(truth, vec![vec![2, 1], vec![3, 1]]);
+    }
+
+    #[test]
+    fn cache_round_trips() {
+        let dir = std::env::temp_dir().join(format!("pinak-bench-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("corpus-2.bin");
+        let items = vec![Item { text: "a b\tc".into(), vector: vec![0.5; DIM] }, Item { text: "ü".into(), vector: vec![-1.0; DIM] }];
+        write_cache(&path, &items).unwrap();
+        let back = read_cache(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].text.as_str(), back[1].vector[DIM - 1]), ("a b\tc", -1.0));
+        let order = vec!["a b\tc".to_string(), "other".to_string()];
+        assert_eq!(best_prefix(&dir, &order, 5).len(), 1, "only the matching prefix is reused");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

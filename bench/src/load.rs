@@ -122,3 +122,29 @@ pub async fn warm_and_drive<O: Op>(workers: Vec<O>, limits: Limits, warm: Durati
     let (_, workers) = drive(workers, Limits { max_ops: (conc * 4).max(20), max_time: warm }, 1_000_000).await;
     drive(workers, limits, 0).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count;
+    impl Op for Count {
+        async fn call(&mut self, seq: usize) -> anyhow::Result<Option<f64>> {
+            if seq == 3 { anyhow::bail!("boom") } else { Ok(Some(1.0)) }
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_stops_at_the_request_limit_and_counts_errors() {
+        let (c, back) = drive(vec![Count, Count], Limits { max_ops: 10, max_time: Duration::from_secs(10) }, 0).await;
+        assert_eq!((c.ops, c.errors, back.len()), (9, 1, 2));
+        assert_eq!(c.recall(), Some(1.0));
+        assert!(c.first_error.unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let c = Cell { lat_ms: (1..=100).map(f64::from).collect(), ..Default::default() };
+        assert_eq!((c.pct(50.0), c.pct(99.0), c.pct(100.0)), (50.0, 99.0, 100.0));
+    }
+}

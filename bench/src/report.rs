@@ -97,3 +97,23 @@ pub fn splice(doc: &str, label: &str, body: &str) -> String {
         _ => format!("{}\n{}\n", doc.trim_end(), block),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_its_own_block() {
+        let doc = "intro\n<!-- bench-results:10k -->\nold\n<!-- /bench-results:10k -->\n<!-- bench-results:100k -->\nkeep\n<!-- /bench-results:100k -->\n";
+        let out = splice(doc, "10k", "new\n");
+        assert!(out.contains("<!-- bench-results:10k -->\nnew\n<!-- /bench-results:10k -->"));
+        assert!(out.contains("keep") && !out.contains("old") && out.starts_with("intro\n"));
+        assert_eq!(splice(&out, "10k", "new\n"), out, "idempotent");
+    }
+
+    #[test]
+    fn splice_appends_when_markers_are_missing() {
+        let out = splice("# Performance\n", "quick-1k", "x\n");
+        assert_eq!(out, "# Performance\n<!-- bench-results:quick-1k -->\nx\n<!-- /bench-results:quick-1k -->\n");
+    }
+}

@@ -79,7 +79,7 @@ pub async fn server_info(url: &str) -> Result<ServerInfo> {
     let version: String = sqlx::query_scalar("SELECT split_part(version(), ' on ', 1)").fetch_one(&mut c).await?;
     let pgvector: String = sqlx::query_scalar("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'").fetch_optional(&mut c).await?.unwrap_or_default();
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name::text, setting::text || coalesce(unit::text, '') FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'max_connections', 'synchronous_commit') ORDER BY name",
+        "SELECT name::text, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'max_connections', 'synchronous_commit') ORDER BY name",
     )
     .fetch_all(&mut c)
     .await?;
