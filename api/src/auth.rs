@@ -44,11 +44,6 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    /// HS256 only (compat mode).
-    pub fn hs256(secret: &str, issuer: &str, audience: &str) -> Self {
-        TokenVerifier { hs256: Some(DecodingKey::from_secret(secret.as_bytes())), keys: None, validation: validation(issuer, audience) }
-    }
-
     /// From the runtime config: the HS256 secret if set, plus the key directory and JWKS if
     /// set. Loads the keys and starts their background reloads.
     pub async fn from_config(cfg: &Config) -> Self {
