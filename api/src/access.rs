@@ -6,6 +6,8 @@ use sqlx::PgConnection;
 
 use crate::actor::Actor;
 use crate::audit;
+use crate::error::AppResult;
+use crate::state::AppState;
 use crate::tenancy::Scope;
 
 /// Queries are stored truncated, never whole (they can carry secrets).
@@ -23,12 +25,21 @@ pub struct Access<'a> {
 }
 
 pub async fn record(conn: &mut PgConnection, scope: &Scope, actor: &Actor, a: Access<'_>) -> Result<(), sqlx::Error> {
-    let query: Option<String> = a.query.map(|q| q.chars().take(MAX_QUERY_CHARS).collect());
-    let status = if a.status.is_empty() { "ok" } else { a.status };
+    record_many(conn, scope, actor, std::slice::from_ref(&a)).await
+}
+
+/// Access rows (one statement) and their audit links (one chain append) for a batch of
+/// events by one actor in one scope.
+pub async fn record_many(conn: &mut PgConnection, scope: &Scope, actor: &Actor, entries: &[Access<'_>]) -> Result<(), sqlx::Error> {
+    fn status<'a>(a: &Access<'a>) -> &'a str {
+        if a.status.is_empty() { "ok" } else { a.status }
+    }
+    let column = |f: &dyn Fn(&Access<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<Option<String>>>();
     sqlx::query(
         "INSERT INTO logs_access (tenant, project_id, agent_id, client_name, client_id, parent_client_id, child_client_id,
                                   event_type, target_layer, query, memory_id, result_count, status, detail)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+         SELECT $1,$2,$3,$4,$5,$6,$7, e.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[])
+             AS e(event_type, target_layer, query, memory_id, result_count, status, detail)",
     )
     .bind(&scope.tenant)
     .bind(&scope.project)
@@ -37,25 +48,55 @@ pub async fn record(conn: &mut PgConnection, scope: &Scope, actor: &Actor, a: Ac
     .bind(&actor.client_id)
     .bind(&actor.parent_client_id)
     .bind(&actor.child_client_id)
-    .bind(a.event_type)
-    .bind(a.layer)
-    .bind(&query)
-    .bind(&a.memory_id)
-    .bind(a.result_count.map(|n| n as i32))
-    .bind(status)
-    .bind(a.detail)
+    .bind(column(&|a| Some(a.event_type.to_owned())))
+    .bind(column(&|a| a.layer.map(String::from)))
+    .bind(column(&|a| a.query.map(|q| q.chars().take(MAX_QUERY_CHARS).collect())))
+    .bind(column(&|a| a.memory_id.clone()))
+    .bind(entries.iter().map(|a| a.result_count.map(|n| n as i32)).collect::<Vec<Option<i32>>>())
+    .bind(column(&|a| Some(status(a).to_owned())))
+    .bind(column(&|a| a.detail.map(String::from)))
     .execute(&mut *conn)
     .await?;
-    let payload = json!({
-        "project_id": scope.project, "agent_id": actor.agent_id, "client_id": actor.client_id,
-        "target_layer": a.layer, "memory_id": a.memory_id, "result_count": a.result_count,
-        "status": status, "detail": a.detail,
-    });
-    audit::append(conn, &scope.tenant, &format!("access:{}", a.event_type), &payload).await
+    let links: Vec<(String, serde_json::Value)> = entries
+        .iter()
+        .map(|a| {
+            let payload = json!({
+                "project_id": scope.project, "agent_id": actor.agent_id, "client_id": actor.client_id,
+                "target_layer": a.layer, "memory_id": a.memory_id, "result_count": a.result_count,
+                "status": status(a), "detail": a.detail,
+            });
+            (format!("access:{}", a.event_type), payload)
+        })
+        .collect();
+    audit::append_many(conn, &scope.tenant, &links).await
+}
+
+/// The access entry of a successful write of `row` to `layer`.
+pub fn write_entry<'a>(layer: &'a str, row: &serde_json::Value, detail: &'a str) -> Access<'a> {
+    let memory_id = row["id"].as_str().map(String::from);
+    Access { event_type: "write", layer: Some(layer), memory_id, status: "ok", detail: Some(detail), ..Default::default() }
 }
 
 /// The access (and audit) row of a successful write of `row` to `layer`.
 pub async fn record_write(conn: &mut PgConnection, scope: &Scope, actor: &Actor, layer: &str, row: &serde_json::Value, detail: &str) -> Result<(), sqlx::Error> {
-    let memory_id = row["id"].as_str().map(String::from);
-    record(conn, scope, actor, Access { event_type: "write", layer: Some(layer), memory_id, status: "ok", detail: Some(detail), ..Default::default() }).await
+    record(conn, scope, actor, write_entry(layer, row, detail)).await
+}
+
+/// Logs a read (search, context, rag search) in its own transaction.
+///
+/// Reads commit with `synchronous_commit = off` unless `PINAK_READ_LOG_SYNC_COMMIT` is set:
+/// the audit append holds the tenant's chain lock until commit, so a durable commit (a WAL
+/// flush) per search would serialise every search of a tenant on the disk. Asynchronous
+/// commit keeps the chain intact (WAL order is commit order) and loses nothing unless
+/// PostgreSQL itself crashes, and then at most the last moment of read entries
+/// (3 x `wal_writer_delay`, 600 ms by default). Writes always commit durably.
+pub async fn log_read(state: &AppState, scope: &Scope, actor: &Actor, a: Access<'_>) -> AppResult<()> {
+    let mut tx = if state.config.read_log_sync_commit {
+        state.pool.begin().await?
+    } else {
+        state.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?
+    };
+    record(&mut tx, scope, actor, a).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -52,6 +52,9 @@ pub struct Config {
     pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
     pub exact_search_max_rows: i64,
+    /// `PINAK_READ_LOG_SYNC_COMMIT`: commit the access and audit rows of reads durably before
+    /// answering. Off by default: they commit asynchronously (see `access::log_read`).
+    pub read_log_sync_commit: bool,
     /// `PINAK_JOBS`: run the background-job worker in this pod (api/src/jobs.rs).
     pub jobs_enabled: bool,
     /// `PINAK_JOBS_CONCURRENCY`: jobs this pod runs at once (at least 1).
@@ -139,8 +142,12 @@ impl Config {
             access_log_retention_days: parse_num(&get, "PINAK_ACCESS_LOG_RETENTION_DAYS", 90)?,
             request_timeout: Duration::from_millis(parse_num(&get, "PINAK_REQUEST_TIMEOUT_MS", 30_000)?),
             audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
-            hnsw_ef_search: parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100)?,
+            hnsw_ef_search: match parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100u32)? {
+                n @ 1..=1000 => n,
+                n => return Err(invalid("PINAK_HNSW_EF_SEARCH", &n.to_string(), "must be between 1 and 1000 (pgvector's range)")),
+            },
             exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 2_000)?,
+            read_log_sync_commit: parse_bool(&get, "PINAK_READ_LOG_SYNC_COMMIT", false)?,
             jobs_enabled: parse_bool(&get, "PINAK_JOBS", true)?,
             jobs_concurrency: match parse_num(&get, "PINAK_JOBS_CONCURRENCY", 1usize)? {
                 0 => return Err(invalid("PINAK_JOBS_CONCURRENCY", "0", "must be at least 1")),

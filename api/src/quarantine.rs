@@ -14,14 +14,22 @@ use crate::error::{AppError, AppResult};
 use crate::layers::Layer;
 use crate::routes::paging::Cursor;
 use crate::state::AppState;
+use crate::tenancy::Scope;
 use crate::write;
+use sqlx::PgConnection;
 
 const ITEM_JSON: &str = "to_jsonb(q)";
 
 /// Stores a pending proposal (with its validation errors) and its access/audit rows.
 pub async fn propose(state: &AppState, principal: &Principal, actor: &Actor, layer: Layer, payload: Value, errors: Vec<String>, detail: &str) -> AppResult<Value> {
-    let scope = &principal.scope;
     let mut tx = state.pool.begin().await?;
+    let item = propose_in(&mut tx, &principal.scope, actor, layer, payload, errors, detail).await?;
+    tx.commit().await?;
+    Ok(item)
+}
+
+/// Queues one proposal in the caller's transaction.
+pub async fn propose_in(tx: &mut PgConnection, scope: &Scope, actor: &Actor, layer: Layer, payload: Value, errors: Vec<String>, detail: &str) -> AppResult<Value> {
     let item: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "INSERT INTO memory_quarantine AS q (id, tenant, project_id, layer, payload, status, agent_id, client_id, client_name, validation_errors)
          VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9) RETURNING {ITEM_JSON}"
@@ -39,11 +47,10 @@ pub async fn propose(state: &AppState, principal: &Principal, actor: &Actor, lay
     .await?;
     let id = item["id"].as_str().map(String::from);
     if !errors.is_empty() {
-        clients::file_issue(&mut tx, scope, actor, NewIssue::new("schema_validation_failed", &errors.join("; ")).layer(layer.name()).payload(payload.clone())).await?;
+        clients::file_issue(&mut *tx, scope, actor, NewIssue::new("schema_validation_failed", &errors.join("; ")).layer(layer.name()).payload(payload.clone())).await?;
     }
-    access::record(&mut tx, scope, actor, Access { event_type: "propose", layer: Some(layer.name()), memory_id: id.clone(), status: "ok", detail: Some(detail), ..Default::default() }).await?;
-    audit::append(&mut tx, &scope.tenant, "quarantine:create", &json!({ "id": id, "layer": layer.name(), "client_id": actor.client_id })).await?;
-    tx.commit().await?;
+    access::record(&mut *tx, scope, actor, Access { event_type: "propose", layer: Some(layer.name()), memory_id: id.clone(), status: "ok", detail: Some(detail), ..Default::default() }).await?;
+    audit::append(&mut *tx, &scope.tenant, "quarantine:create", &json!({ "id": id, "layer": layer.name(), "client_id": actor.client_id })).await?;
     Ok(item)
 }
 

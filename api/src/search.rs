@@ -12,8 +12,12 @@
 //! therefore picks, per layer, an exact scan when the scope holds at most
 //! `PINAK_EXACT_SEARCH_MAX_ROWS` vectors, and otherwise HNSW with relaxed iterative scans
 //! (pgvector 0.8) so filtered-out candidates are replaced rather than dropped.
+//!
+//! The whole search is one SQL statement, one round trip (`hybrid_sql`); only the fusion runs
+//! here. The HNSW settings are session settings of every pooled connection (`db.rs`).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -44,89 +48,143 @@ pub fn like_patterns(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// Full-text match: every word of the query (AND, as the prototype's FTS5), through
-/// `plainto_tsquery`, which accepts any text without error. Rows are ranked on the index
-/// alone; their JSON is built only for the survivors of the LIMIT.
-async fn keyword_fts(conn: &mut PgConnection, layer: Layer, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let sql = format!(
-        "WITH q AS (SELECT plainto_tsquery('simple', $3) AS tsq),
-              hits AS (SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at FROM {table} t, q
-                       WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
-                       ORDER BY rank DESC, t.created_at DESC LIMIT $4)
-         SELECT {ROW_JSON} FROM hits JOIN {table} t USING (id) ORDER BY hits.rank DESC, hits.created_at DESC",
-        table = layer.table()
-    );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(limit).fetch_all(conn).await
+/// Where a candidate came from: the keyword lists in their fusion order, then the vector
+/// lists. Keyword scores are positional over the concatenation of the keyword lists.
+const KEYWORD_SOURCES: [Layer; 5] = [Layer::Semantic, Layer::Episodic, Layer::Procedural, Layer::Rag, Layer::Working];
+
+/// Full-text match on a vectorised layer: every word of the query (AND, as the prototype's
+/// FTS5), through `plainto_tsquery`, which accepts any text without error. Ranked on the index
+/// alone; the row JSON is built only for the survivors of the LIMIT.
+fn keyword_fts_cte(name: &str, table: &str) -> String {
+    format!(
+        "{name} AS (SELECT id, row_number() OVER (ORDER BY rank DESC, at DESC) AS pos FROM (
+             SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at AS at FROM {table} t, q
+             WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
+             ORDER BY rank DESC, at DESC LIMIT $5) s)"
+    )
 }
 
-/// Literal word match (any of the first 8 words, wildcards escaped) on one layer, newest first.
-/// `matches` is the layer's condition over `$3` (the patterns), and `order` its recency column.
-async fn like_search(conn: &mut PgConnection, layer: Layer, matches: &str, order: &str, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let patterns = like_patterns(query);
-    if patterns.is_empty() {
-        return Ok(Vec::new());
+/// Literal word match (any of the first 8 words, in `$4`, wildcards escaped), newest first.
+fn keyword_like_cte(name: &str, table: &str, matches: &str, order: &str) -> String {
+    format!(
+        "{name} AS (SELECT id, row_number() OVER (ORDER BY at DESC) AS pos FROM (
+             SELECT id, {order} AS at FROM {table}
+             WHERE tenant = $1 AND project_id = $2 AND {matches}
+             ORDER BY {order} DESC LIMIT $5) s)"
+    )
+}
+
+const RAG_MATCH: &str = "(query ILIKE ANY($4) OR content ILIKE ANY($4) OR external_source ILIKE ANY($4))";
+const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($4)";
+
+/// Nearest rows of one layer within the scope (`$6` the query vector). The path is chosen by
+/// the scope's size inside the statement: up to `PINAK_EXACT_SEARCH_MAX_ROWS` rows (`$7`
+/// is that plus one) an exact scan, ordered by `l2_distance()`, which no index serves; above,
+/// the HNSW index through `<->`, with the session's relaxed iterative scan (see `db.rs`) so
+/// rows removed by the scope filter are replaced rather than dropped. The branch not taken is
+/// a one-time filter and never runs.
+fn vector_cte(name: &str, table: &str) -> String {
+    let scope = "t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL";
+    // The count reads the scope's rows, vectors or not, so the scope index alone answers it.
+    format!(
+        "{name}_n AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} t WHERE t.tenant = $1 AND t.project_id = $2 LIMIT $7) s),
+         {name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
+             (SELECT t.id, l2_distance(t.embedding, $6) AS dist FROM {table} t
+              WHERE (SELECT n FROM {name}_n) < $7 AND {scope} ORDER BY 2 LIMIT $5)
+             UNION ALL
+             (SELECT t.id, t.embedding <-> $6 AS dist FROM {table} t
+              WHERE (SELECT n FROM {name}_n) >= $7 AND {scope} ORDER BY t.embedding <-> $6 LIMIT $5)) s)"
+    )
+}
+
+/// The whole hybrid search as one statement (one round trip): five keyword lists and, with
+/// a query vector, three vector lists. Rows: (source, position, distance, row JSON), where
+/// source indexes `KEYWORD_SOURCES` and then `Layer::VECTOR_LAYERS`.
+/// Parameters: $1 tenant, $2 project, $3 query text, $4 LIKE patterns, $5 rows per list,
+/// and with vectors $6 query vector, $7 exact-path bound.
+pub fn hybrid_sql(with_vector: bool) -> String {
+    let mut ctes = vec!["q AS (SELECT plainto_tsquery('simple', $3) AS tsq)".to_owned()];
+    let mut lists: Vec<(String, Layer, bool)> = Vec::new();
+    for (i, layer) in KEYWORD_SOURCES.into_iter().enumerate() {
+        let name = format!("k{i}");
+        ctes.push(match layer {
+            Layer::Rag => keyword_like_cte(&name, layer.table(), RAG_MATCH, "created_at"),
+            Layer::Working => keyword_like_cte(&name, layer.table(), WORKING_MATCH, "updated_at"),
+            _ => keyword_fts_cte(&name, layer.table()),
+        });
+        lists.push((name, layer, false));
     }
-    let sql = format!(
-        "WITH hits AS (SELECT id, {order} AS at FROM {table} WHERE tenant = $1 AND project_id = $2 AND {matches} ORDER BY {order} DESC LIMIT $4)
-         SELECT {ROW_JSON} FROM hits JOIN {table} t USING (id) ORDER BY hits.at DESC",
-        table = layer.table()
-    );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(&patterns).bind(limit).fetch_all(conn).await
+    if with_vector {
+        for (i, layer) in Layer::VECTOR_LAYERS.into_iter().enumerate() {
+            let name = format!("v{i}");
+            ctes.push(vector_cte(&name, layer.table()));
+            lists.push((name, layer, true));
+        }
+    }
+    let selects: Vec<String> = lists
+        .iter()
+        .enumerate()
+        .map(|(src, (name, layer, is_vector))| {
+            let dist = if *is_vector { format!("{name}.dist") } else { "NULL::float8".into() };
+            format!("SELECT {src}::int4, {name}.pos, {dist}, {ROW_JSON} FROM {name} JOIN {} t USING (id)", layer.table())
+        })
+        .collect();
+    format!("WITH {} {}", ctes.join(",\n"), selects.join("\nUNION ALL "))
 }
 
-/// Rag snippets by literal word match, newest first (also `GET /rag/search`).
+static HYBRID_SQL: LazyLock<[String; 2]> = LazyLock::new(|| [hybrid_sql(false), hybrid_sql(true)]);
+
+static RAG_LIKE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let table = Layer::Rag.table();
+    format!("WITH {} SELECT {ROW_JSON} FROM k JOIN {table} t USING (id) ORDER BY k.pos", keyword_like_cte("k", table, RAG_MATCH, "created_at"))
+});
+
+/// Rag snippets by literal word match, newest first (`GET /rag/search`). Same parameters as
+/// the hybrid statement; `$3` (the text) is unused here.
 pub async fn rag_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let matches = "(query ILIKE ANY($3) OR content ILIKE ANY($3) OR external_source ILIKE ANY($3))";
-    like_search(conn, Layer::Rag, matches, "created_at", scope, query, limit).await
-}
-
-/// Unexpired working notes by literal word match, newest first.
-async fn working_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let matches = "(expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($3)";
-    like_search(conn, Layer::Working, matches, "updated_at", scope, query, limit).await
-}
-
-/// Nearest rows of one layer within the scope, exact or HNSW by the scope's size.
-/// Returns (row, L2 distance), nearest first.
-pub async fn vector_layer(conn: &mut PgConnection, state: &AppState, layer: Layer, scope: &Scope, query: &[f32], k: i64) -> Result<Vec<(Value, f64)>, sqlx::Error> {
-    let table = layer.table();
-    let max_exact = state.config.exact_search_max_rows;
-    let in_scope: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL LIMIT $3) s"
-    )))
-    .bind(&scope.tenant)
-    .bind(&scope.project)
-    .bind(max_exact + 1)
-    .fetch_one(&mut *conn)
-    .await?;
-    if in_scope == 0 {
-        return Ok(Vec::new());
-    }
-    let exact = in_scope <= max_exact;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    if exact {
-        // No index scans: the scope's rows come from a bitmap scan and are ranked exactly.
-        sqlx::query("SET LOCAL enable_indexscan = off").execute(&mut *tx).await?;
-    } else {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {}", state.config.hnsw_ef_search.clamp(1, 1000)))).execute(&mut *tx).await?;
-        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
-    }
-    // Rank on (id, distance) only; build the row JSON for the k survivors.
-    let sql = format!(
-        "WITH s AS (SELECT t.id, t.embedding <-> $3 AS dist FROM {table} t
-                    WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
-                    ORDER BY t.embedding <-> $3 LIMIT $4)
-         SELECT {ROW_JSON} AS row, s.dist FROM s JOIN {table} t USING (id) ORDER BY s.dist"
-    );
-    let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(RAG_LIKE_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
-        .bind(pgvector::Vector::from(query.to_vec()))
-        .bind(k)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(rows)
+        .bind(query)
+        .bind(like_patterns(query))
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Ranked candidates before fusion, each list in its own order.
+#[derive(Default)]
+pub struct Candidates {
+    /// (layer, row), in fusion order.
+    pub keyword: Vec<(Layer, Value)>,
+    /// (layer, row, L2 distance), each layer nearest first.
+    pub vector: Vec<(Layer, Value, f64)>,
+}
+
+/// Runs the hybrid statement: `per_list` rows at most from each keyword and vector list;
+/// scopes of at most `exact_max_rows` rows are searched exactly.
+pub async fn candidates(conn: &mut PgConnection, scope: &Scope, query: &str, vector: Option<&[f32]>, per_list: i64, exact_max_rows: i64) -> Result<Candidates, sqlx::Error> {
+    let sql = &HYBRID_SQL[usize::from(vector.is_some())];
+    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .bind(query)
+        .bind(like_patterns(query))
+        .bind(per_list);
+    if let Some(v) = vector {
+        q = q.bind(pgvector::Vector::from(v.to_vec())).bind(exact_max_rows.saturating_add(1));
+    }
+    let mut rows = q.fetch_all(conn).await?;
+    rows.sort_by_key(|r| (r.0, r.1));
+    let mut out = Candidates::default();
+    for (src, _, dist, row) in rows {
+        let src = src as usize;
+        match KEYWORD_SOURCES.get(src) {
+            Some(layer) => out.keyword.push((*layer, row)),
+            None => out.vector.push((Layer::VECTOR_LAYERS[src - KEYWORD_SOURCES.len()], row, dist.unwrap_or(f64::NAN))),
+        }
+    }
+    Ok(out)
 }
 
 fn id_of(row: &Value) -> String {
@@ -136,24 +194,20 @@ fn id_of(row: &Value) -> String {
 /// Hybrid search across the five searchable layers; see the module comment for the ranking.
 pub async fn hybrid(state: &AppState, scope: &Scope, query: &str, limit: i64, weight: f64) -> Result<Vec<Hit>, crate::error::AppError> {
     let limit = limit.clamp(1, 100);
+    let qv = state.embedder.embed_one(query).await?;
     let mut conn = state.pool.acquire().await?;
-    let mut keyword: Vec<(Layer, Value)> = Vec::new();
-    for layer in Layer::VECTOR_LAYERS {
-        keyword.extend(keyword_fts(&mut conn, layer, scope, query, 2 * limit).await?.into_iter().map(|r| (layer, r)));
-    }
-    keyword.extend(rag_like(&mut conn, scope, query, 2 * limit).await?.into_iter().map(|r| (Layer::Rag, r)));
-    keyword.extend(working_like(&mut conn, scope, query, 2 * limit).await?.into_iter().map(|r| (Layer::Working, r)));
+    let found = candidates(&mut conn, scope, query, qv.as_deref(), 2 * limit, state.config.exact_search_max_rows).await?;
+    Ok(rank(found, weight, limit as usize))
+}
 
-    let mut vector: Vec<(Layer, Value, f64)> = Vec::new();
-    if let Some(qv) = state.embedder.embed_one(query).await? {
-        for layer in Layer::VECTOR_LAYERS {
-            for (row, d) in vector_layer(&mut conn, state, layer, scope, &qv, 2 * limit).await? {
-                let score = if d.is_finite() { 1.0 / (1.0 + d * d) } else { 0.1 };
-                vector.push((layer, row, score));
-            }
-        }
-    }
-    Ok(fuse(keyword, vector, weight, limit as usize))
+/// The final ranking of a search's candidates: vector score 1/(1+d²), then `fuse`.
+pub fn rank(found: Candidates, weight: f64, limit: usize) -> Vec<Hit> {
+    let vector = found
+        .vector
+        .into_iter()
+        .map(|(layer, row, d)| (layer, row, if d.is_finite() { 1.0 / (1.0 + d * d) } else { 0.1 }))
+        .collect();
+    fuse(found.keyword, vector, weight, limit)
 }
 
 /// Weighted fusion of the keyword list (positional scores) and vector scores.

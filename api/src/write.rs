@@ -24,10 +24,15 @@ pub enum Outcome {
 
 /// 422 body for payload schema violations, in FastAPI's error-list shape.
 pub fn violations_error(violations: &[Violation]) -> AppError {
+    violations_error_at(&[json!("body")], violations)
+}
+
+/// The same, for a payload found at `prefix` (e.g. `["body", "items", 3]` in a batch).
+pub fn violations_error_at(prefix: &[Value], violations: &[Violation]) -> AppError {
     let detail: Vec<Value> = violations
         .iter()
         .map(|v| {
-            let mut loc = vec![json!("body")];
+            let mut loc = prefix.to_vec();
             loc.extend(v.path.split('/').filter(|s| !s.is_empty()).map(|s| json!(s)));
             json!({ "loc": loc, "msg": v.message, "type": "schema_violation" })
         })
@@ -75,6 +80,60 @@ pub async fn add_document(state: &AppState, principal: &Principal, layer: Layer,
     }
     let row = store_document(state, principal, &actor, layer, &payload, &format!("{}_add", layer.name())).await?;
     Ok(Outcome::Written(row))
+}
+
+/// Writes a batch of direct adds to one layer, all or nothing: every payload is validated
+/// before anything is written, the texts are embedded in one call, and the rows, their access
+/// rows and their audit links commit in one transaction (one hold of the chain lock).
+/// Returns the stored rows, or the quarantine items when the store's policy diverts them.
+pub async fn add_documents(state: &AppState, principal: &Principal, layer: Layer, payloads: Vec<Value>) -> AppResult<BatchOutcome> {
+    for (i, payload) in payloads.iter().enumerate() {
+        let violations = state.schemas.validate(layer, payload);
+        if !violations.is_empty() {
+            return Err(violations_error_at(&[json!("body"), json!("items"), json!(i)], &violations));
+        }
+    }
+    let actor = Actor::from(principal);
+    let scope = &principal.scope;
+    let status = admit_writer(state, principal, &actor, Some(layer)).await?;
+    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status)) {
+        let mut tx = state.pool.begin().await?;
+        let mut items = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            items.push(quarantine::propose_in(&mut tx, scope, &actor, layer, payload, Vec::new(), "quarantine_policy").await?);
+        }
+        tx.commit().await?;
+        return Ok(BatchOutcome::Quarantined(items));
+    }
+    let embeddings = embed_payloads(state, layer, &payloads).await?;
+    let detail = format!("{}_add", layer.name());
+    let mut tx = state.pool.begin().await?;
+    let mut rows = Vec::with_capacity(payloads.len());
+    for (payload, embedding) in payloads.iter().zip(&embeddings) {
+        rows.push(records::insert_document(&mut tx, layer, scope, &actor, payload, embedding.as_ref()).await?);
+    }
+    let entries: Vec<access::Access<'_>> = rows.iter().map(|row| access::write_entry(layer.name(), row, &detail)).collect();
+    access::record_many(&mut tx, scope, &actor, &entries).await?;
+    tx.commit().await?;
+    Ok(BatchOutcome::Written(rows))
+}
+
+pub enum BatchOutcome {
+    Written(Vec<Value>),
+    Quarantined(Vec<Value>),
+}
+
+/// Embeddings of a batch's payloads in one backend call (`None` where the layer or the
+/// backend has none).
+async fn embed_payloads(state: &AppState, layer: Layer, payloads: &[Value]) -> AppResult<Vec<Option<Embedding>>> {
+    let texts: Vec<String> = payloads.iter().filter_map(|p| layer.embedding_text(p)).collect();
+    if texts.is_empty() {
+        return Ok(payloads.iter().map(|_| None).collect());
+    }
+    let Some(vectors) = state.embedder.embed(texts).await? else { return Ok(payloads.iter().map(|_| None).collect()) };
+    let model = state.embedder.model_name().unwrap_or_default().to_owned();
+    // A layer either embeds every payload or none, so the vectors line up with the payloads.
+    Ok(vectors.into_iter().map(|vector| Some(Embedding { vector, model: model.clone() })).collect())
 }
 
 /// Embeds and stores a validated payload with its access and audit rows, atomically.

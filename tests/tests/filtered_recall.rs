@@ -52,9 +52,9 @@ async fn recall(api: &TestApi) -> f64 {
     for q in &queries {
         let exact = exact_top10(api, q).await;
         let mut conn = api.state.pool.acquire().await.unwrap();
-        let got = search::vector_layer(&mut conn, &api.state, Layer::Semantic, &scope, &q.to_vec(), 10).await.unwrap();
+        let cands = search::candidates(&mut conn, &scope, "", Some(&q.to_vec()), 10, api.state.config.exact_search_max_rows).await.unwrap();
+        let got: Vec<String> = cands.vector.iter().filter(|(l, ..)| *l == Layer::Semantic).map(|(_, row, _)| row["id"].as_str().unwrap().to_owned()).collect();
         assert_eq!(got.len(), 10, "the filter never silently drops rows");
-        let got: Vec<String> = got.iter().map(|(row, _)| row["id"].as_str().unwrap().to_owned()).collect();
         found += exact.iter().filter(|id| got.contains(id)).count();
     }
     found as f64 / (queries.len() * 10) as f64
@@ -74,5 +74,34 @@ async fn small_project_recall_matches_exact_on_both_paths() {
     let hnsw_path = recall(&api).await;
     eprintln!("recall@10 within a 1% project: exact path {exact_path:.3}, hnsw+iterative path {hnsw_path:.3}");
     assert!(hnsw_path >= 0.9, "hnsw path recall {hnsw_path}");
+    api.stop().await;
+}
+
+/// The path is chosen inside the one search statement: the HNSW branch runs for the large
+/// project and is skipped for the small one, also for a prepared statement run many times
+/// (the pool's sessions force custom plans; a generic plan would not know the scope).
+#[tokio::test]
+async fn the_search_path_follows_the_scope_size() {
+    let api = TestApi::builder().env("PINAK_EXACT_SEARCH_MAX_ROWS", "1000").start().await;
+    load(&api).await;
+    let mut conn = api.state.pool.acquire().await.unwrap();
+    let q: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1").fetch_one(&mut *conn).await.unwrap();
+    let prepare = format!("PREPARE s(text, text, text, text[], int8, vector, int8) AS {}", search::hybrid_sql(true));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+    for (project, hnsw_runs) in [("big", true), ("small", false), ("big", true)] {
+        let execute = format!("EXECUTE s('t', '{project}', '', '{{}}', 10, '{q}', 1001)");
+        for _ in 0..6 {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
+        }
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}"))).fetch_all(&mut *conn).await.unwrap();
+        let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
+        eprintln!("{project}: {}", timing.join(", "));
+        // (A custom plan for the small project may not even contain the HNSW node.)
+        let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
+        assert_eq!(ran, hnsw_runs, "{project}:\n{}", plan.join("\n"));
+    }
+    let iterative: String = sqlx::query_scalar("SHOW hnsw.iterative_scan").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(iterative, "relaxed_order", "pool connections carry the HNSW session settings");
+    drop(conn);
     api.stop().await;
 }

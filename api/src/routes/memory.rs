@@ -50,10 +50,15 @@ pub struct AddSemantic {
     tags: Option<Vec<String>>,
 }
 
+impl AddSemantic {
+    fn into_payload(self) -> Value {
+        payload(vec![("content", Some(json!(self.content))), ("tags", Some(json!(self.tags.unwrap_or_default())))])
+    }
+}
+
 pub async fn add_semantic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSemantic>) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Semantic))?;
-    let body = payload(vec![("content", Some(json!(b.content))), ("tags", Some(json!(b.tags.unwrap_or_default())))]);
-    let out = write::add_document(&state, &p, Layer::Semantic, body).await?;
+    let out = write::add_document(&state, &p, Layer::Semantic, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "content", "tags", "tenant", "project_id", "created_at", "client_id", "client_name", "agent_id"])))
 }
 
@@ -68,17 +73,22 @@ pub struct AddEpisodic {
     tool_logs: Option<Vec<Map<String, Value>>>,
 }
 
+impl AddEpisodic {
+    fn into_payload(self) -> Value {
+        payload(vec![
+            ("content", Some(json!(self.content))),
+            ("salience", Some(json!(self.salience))),
+            ("goal", self.goal.map(Value::from)),
+            ("plan", self.plan.map(|v| json!(v))),
+            ("outcome", self.outcome.map(Value::from)),
+            ("tool_logs", self.tool_logs.map(|v| json!(v))),
+        ])
+    }
+}
+
 pub async fn add_episodic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEpisodic>) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Episodic))?;
-    let body = payload(vec![
-        ("content", Some(json!(b.content))),
-        ("salience", Some(json!(b.salience))),
-        ("goal", b.goal.map(Value::from)),
-        ("plan", b.plan.map(|v| json!(v))),
-        ("outcome", b.outcome.map(Value::from)),
-        ("tool_logs", b.tool_logs.map(|v| json!(v))),
-    ]);
-    let out = write::add_document(&state, &p, Layer::Episodic, body).await?;
+    let out = write::add_document(&state, &p, Layer::Episodic, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "goal", "agent_id", "client_id", "client_name"])))
 }
 
@@ -91,16 +101,21 @@ pub struct AddProcedural {
     code_snippet: Option<String>,
 }
 
+impl AddProcedural {
+    fn into_payload(self) -> Value {
+        payload(vec![
+            ("skill_name", Some(json!(self.skill_name))),
+            ("steps", Some(json!(self.steps))),
+            ("description", self.description.map(Value::from)),
+            ("trigger", self.trigger.map(Value::from)),
+            ("code_snippet", self.code_snippet.map(Value::from)),
+        ])
+    }
+}
+
 pub async fn add_procedural(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddProcedural>) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Procedural))?;
-    let body = payload(vec![
-        ("skill_name", Some(json!(b.skill_name))),
-        ("steps", Some(json!(b.steps))),
-        ("description", b.description.map(Value::from)),
-        ("trigger", b.trigger.map(Value::from)),
-        ("code_snippet", b.code_snippet.map(Value::from)),
-    ]);
-    let out = write::add_document(&state, &p, Layer::Procedural, body).await?;
+    let out = write::add_document(&state, &p, Layer::Procedural, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "skill_name"])))
 }
 
@@ -111,11 +126,60 @@ pub struct AddRag {
     content: String,
 }
 
+impl AddRag {
+    fn into_payload(self) -> Value {
+        json!({ "query": self.query, "external_source": self.external_source, "content": self.content })
+    }
+}
+
 pub async fn add_rag(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddRag>) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Rag))?;
-    let body = json!({ "query": b.query, "external_source": b.external_source, "content": b.content });
-    let out = write::add_document(&state, &p, Layer::Rag, body).await?;
+    let out = write::add_document(&state, &p, Layer::Rag, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "query"])))
+}
+
+/// Most items in one batch; 500 short memories fit well inside the 1 MiB body cap.
+pub const MAX_BATCH_ITEMS: usize = 500;
+
+#[derive(Deserialize)]
+pub struct AddBatch {
+    layer: String,
+    items: Vec<Value>,
+}
+
+/// One batch item, parsed exactly as the body of that layer's add route.
+fn batch_item(layer: Layer, item: Value) -> Result<Value, serde_json::Error> {
+    Ok(match layer {
+        Layer::Semantic => serde_json::from_value::<AddSemantic>(item)?.into_payload(),
+        Layer::Episodic => serde_json::from_value::<AddEpisodic>(item)?.into_payload(),
+        Layer::Procedural => serde_json::from_value::<AddProcedural>(item)?.into_payload(),
+        _ => serde_json::from_value::<AddRag>(item)?.into_payload(),
+    })
+}
+
+/// `POST /api/v1/memory/batch`: up to 500 adds to one document layer, all or nothing.
+pub async fn add_batch(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddBatch>) -> AppResult<Response> {
+    let layer = match Layer::parse(&b.layer) {
+        Some(l @ (Layer::Semantic | Layer::Episodic | Layer::Procedural | Layer::Rag)) => l,
+        _ => return Err(AppError::validation(&["body", "layer"], "layer must be one of semantic, episodic, procedural, rag", "value_error")),
+    };
+    if b.items.is_empty() || b.items.len() > MAX_BATCH_ITEMS {
+        return Err(AppError::validation(&["body", "items"], format!("items must hold 1 to {MAX_BATCH_ITEMS} entries, got {}", b.items.len()), "value_error"));
+    }
+    let mut payloads = Vec::with_capacity(b.items.len());
+    for (i, item) in b.items.into_iter().enumerate() {
+        let payload = batch_item(layer, item).map_err(|e| AppError::unprocessable(json!([{ "loc": ["body", "items", i], "msg": e.to_string(), "type": "value_error" }])))?;
+        payloads.push(payload);
+    }
+    p.require(Perm::Write(layer))?;
+    let (status, rows, key) = match write::add_documents(&state, &p, layer, payloads).await? {
+        write::BatchOutcome::Written(rows) => (StatusCode::CREATED, rows, "ids"),
+        write::BatchOutcome::Quarantined(items) => (StatusCode::ACCEPTED, items, "quarantined"),
+    };
+    let ids: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+    let mut body = json!({ "layer": layer.name(), "count": ids.len() });
+    body[key] = Value::Array(ids);
+    Ok((status, Json(body)).into_response())
 }
 
 /// `ttl_seconds` or `expires_at` (RFC 3339) on session and working writes.
@@ -311,11 +375,8 @@ pub async fn search(State(state): State<AppState>, p: Principal, QueryParams(q):
 }
 
 async fn log_read(state: &AppState, p: &Principal, detail: &str, query: &str, n: usize) -> AppResult<()> {
-    let actor = Actor::from(p);
-    let mut tx = state.pool.begin().await?;
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "read", query: Some(query), result_count: Some(n as i64), status: "ok", detail: Some(detail), ..Default::default() }).await?;
-    tx.commit().await?;
-    Ok(())
+    let a = Access { event_type: "read", query: Some(query), result_count: Some(n as i64), status: "ok", detail: Some(detail), ..Default::default() };
+    access::log_read(state, &p.scope, &Actor::from(p), a).await
 }
 
 #[derive(Deserialize)]
