@@ -286,6 +286,43 @@ impl Op for ApiIngest {
     }
 }
 
+/// Memories per `POST /api/v1/memory/batch` request in the batch-ingest workload.
+pub const BATCH: usize = 100;
+
+/// `POST /api/v1/memory/batch` (semantic layer), `BATCH` corpus texts per request.
+pub struct ApiBatchIngest {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub token: Arc<String>,
+    pub texts: Arc<Vec<String>>,
+}
+
+impl Op for ApiBatchIngest {
+    async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
+        let items: Vec<Value> = (0..BATCH).map(|i| json!({"content": self.texts[(seq * BATCH + i) % self.texts.len()], "tags": ["bench"]})).collect();
+        let r = self.client.post(&self.url).bearer_auth(self.token.as_str()).json(&json!({"layer": "semantic", "items": items})).send().await?;
+        let status = r.status();
+        let body = r.bytes().await?;
+        if status.as_u16() != 201 {
+            bail!("batch answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+        }
+        Ok(None)
+    }
+}
+
+/// 90 % searches of the main project, 10 % adds to another project of the same store (same
+/// table and indexes; the main project's ground truth stays valid).
+pub struct ApiMixed {
+    pub search: ApiSearch,
+    pub add: ApiIngest,
+}
+
+impl Op for ApiMixed {
+    async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
+        if seq % 10 == 9 { self.add.call(seq).await } else { self.search.call(seq).await }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ pub struct Corpus {
     pub embed_rate: Option<f64>,
     pub embedded_now: usize,
     pub source_sentences: usize,
+    /// Documents made by mixing two real vectors (the tail of `docs`); 0 unless asked for.
+    pub synthetic: usize,
 }
 
 pub fn splitmix(state: &mut u64) -> u64 {
@@ -142,18 +144,26 @@ fn best_prefix(cache: &Path, order: &[String], want: usize) -> Vec<Item> {
 }
 
 pub fn size_label(n: usize) -> String {
-    if n % 1000 == 0 { format!("{}k", n / 1000) } else { n.to_string() }
+    if n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
 }
 
-/// Loads (or builds and caches) `n_queries` held-out queries and `n_docs` documents.
-pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: usize) -> Result<Corpus> {
+/// Loads (or builds and caches) `n_queries` held-out queries and `n_docs` documents, of which
+/// the first `real_docs` are real sentences and the rest synthetic mixes of those.
+pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: usize, real_docs: usize) -> Result<Corpus> {
     fs::create_dir_all(cache)?;
     let order = sentences(cache)?;
-    let want = n_docs + n_queries;
+    let real_docs = real_docs.min(n_docs);
+    let want = real_docs + n_queries;
     if order.len() < want {
-        bail!("only {} distinct sentences on this machine; {want} needed (use a smaller --size)", order.len());
+        bail!("only {} distinct sentences on this machine; {want} needed (use a smaller --size, or --real N to mix the rest)", order.len());
     }
-    let target = cache.join(format!("corpus-{}.bin", size_label(n_docs)));
+    let target = cache.join(format!("corpus-{}.bin", size_label(real_docs)));
     let mut items = best_prefix(cache, &order, want);
     let cached = items.len();
     let mut embed_rate = None;
@@ -190,8 +200,31 @@ pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: us
     } else if !target.exists() {
         write_cache(&target, &items)?;
     }
-    let docs = items.split_off(n_queries);
-    Ok(Corpus { queries: items, docs, embed_rate, embedded_now: want - cached, source_sentences: order.len() })
+    let mut docs = items.split_off(n_queries);
+    let synthetic = n_docs - docs.len();
+    extend_synthetic(&mut docs, synthetic);
+    Ok(Corpus { queries: items, docs, embed_rate, embedded_now: want - cached, source_sentences: order.len(), synthetic })
+}
+
+/// Appends `n` synthetic documents, each the normalised mix t·a + (1-t)·b of two real
+/// documents (t in [0.25, 0.75], fixed seed): vectors with the real data's neighbourhood
+/// structure, for scale runs beyond the sentences the machine holds. Labelled in the report.
+pub fn extend_synthetic(docs: &mut Vec<Item>, n: usize) {
+    let real = docs.len();
+    if n == 0 || real < 2 {
+        return;
+    }
+    let mut state = SHUFFLE_SEED ^ 0x5359_4e54; // "SYNT"
+    docs.reserve(n);
+    for _ in 0..n {
+        let a = (splitmix(&mut state) % real as u64) as usize;
+        let b = (splitmix(&mut state) % real as u64) as usize;
+        let t = 0.25 + 0.5 * (splitmix(&mut state) >> 11) as f32 / (1u64 << 53) as f32;
+        let mut v: Vec<f32> = docs[a].vector.iter().zip(&docs[b].vector).map(|(x, y)| t * x + (1.0 - t) * y).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+        v.iter_mut().for_each(|x| *x /= norm);
+        docs.push(Item { text: format!("synthetic mix of documents {a} and {b}"), vector: v });
+    }
 }
 
 /// Squared L2 distance, accumulated in f32 like pgvector.
@@ -236,6 +269,21 @@ mod tests {
 
     fn item(v: [f32; 2]) -> Item {
         Item { text: String::new(), vector: v.to_vec() }
+    }
+
+    #[test]
+    fn synthetic_documents_are_unit_mixes_of_real_ones() {
+        let mut docs = vec![item([1.0, 0.0]), item([0.0, 1.0])];
+        extend_synthetic(&mut docs, 50);
+        assert_eq!(docs.len(), 52);
+        for d in &docs[2..] {
+            let norm: f32 = d.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+            assert!(d.vector.iter().all(|x| *x >= 0.0), "a convex mix of the two real vectors");
+            assert!(d.text.starts_with("synthetic mix"));
+        }
+        let again = { let mut d2 = vec![item([1.0, 0.0]), item([0.0, 1.0])]; extend_synthetic(&mut d2, 50); d2 };
+        assert_eq!(again[30].vector, docs[30].vector, "fixed seed");
     }
 
     #[test]

@@ -148,8 +148,9 @@ pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadSta
     copy.send(buf.as_bytes()).await?;
     let rows = copy.finish().await? as usize;
     let copy_time = t.elapsed();
-    // The graph of 100k x 384 needs ~200 MB; below that pgvector builds far slower.
-    sqlx::query("SET maintenance_work_mem = '1GB'").execute(&mut c).await?;
+    // The graph of 100k x 384 needs ~200 MB (1M: ~2 GB); below that pgvector builds far slower.
+    let mem = if docs.len() > 200_000 { "4GB" } else { "1GB" };
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET maintenance_work_mem = '{mem}'"))).execute(&mut c).await?;
     let t = Instant::now();
     sqlx::query("CREATE INDEX memories_semantic_hnsw ON memories_semantic USING hnsw (embedding vector_l2_ops)").execute(&mut c).await?;
     let index = t.elapsed();
@@ -159,129 +160,95 @@ pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadSta
 }
 
 /// How a direct-SQL search runs. The session settings are set once per connection, so each
-/// request is exactly one round trip: the best the service could do with this SQL.
+/// request is exactly one round trip.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
-    /// HNSW with relaxed iterative scans at `ef_search` (what search.rs does above the exact threshold).
+    /// The API's whole search statement (`search::hybrid_sql`: five keyword lists and three
+    /// vector lists, path chosen by scope size) and its fusion, with the API's session
+    /// settings, but no HTTP, auth or access log: the ceiling for the API.
+    Hybrid { ef: u32, exact_max: i64 },
+    /// pgvector alone: one layer's nearest 20 through HNSW with relaxed iterative scans.
     HnswIterative(u32),
     /// HNSW at pgvector defaults (ef_search 40, no iterative scan): the filtered-search trap.
     HnswDefault,
-    /// No index scans: the scope's rows ranked exactly (search.rs's small-scope path).
+    /// No index scans: the scope's rows ranked exactly.
     Exact,
-    /// The API's keyword query (full text, OR of the query's words, ts_rank) on one layer.
-    Keyword,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Path {
-    pub kind: Kind,
-    /// false: search.rs's SQL as it is, which builds the row JSON (`to_jsonb(t)`, vector
-    /// included) for every candidate row before sorting. true: the same result with the JSON
-    /// built only for the LIMIT rows (a candidate fix, measured for comparison).
-    pub late_json: bool,
-}
-
-impl Path {
-    pub const fn api(kind: Kind) -> Path {
-        Path { kind, late_json: false }
-    }
-    pub const fn late(kind: Kind) -> Path {
-        Path { kind, late_json: true }
-    }
-
+impl Kind {
     pub fn label(&self) -> String {
-        let base = match self.kind {
-            Kind::HnswIterative(ef) => format!("SQL HNSW, iterative relaxed_order, ef_search={ef}"),
-            Kind::HnswDefault => "SQL HNSW, pgvector defaults (ef_search=40, no iterative scan)".into(),
-            Kind::Exact => "SQL exact (index scans off)".into(),
-            Kind::Keyword => "SQL keyword FTS, one layer".into(),
-        };
-        if self.late_json { format!("{base}; row JSON after LIMIT (fix)") } else { base }
+        match self {
+            Kind::Hybrid { ef, .. } => format!("SQL: the API's search statement + fusion (ef_search={ef})"),
+            Kind::HnswIterative(ef) => format!("SQL: pgvector HNSW alone, one layer, iterative relaxed_order, ef_search={ef}"),
+            Kind::HnswDefault => "SQL: pgvector HNSW alone, defaults (ef_search=40, no iterative scan)".into(),
+            Kind::Exact => "SQL: exact scan of the scope (index scans off)".into(),
+        }
     }
 
     fn settings(&self) -> Vec<String> {
-        match self.kind {
-            Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()],
+        let custom = "SET plan_cache_mode = force_custom_plan".to_string();
+        match self {
+            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into(), custom],
             Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
             Kind::Exact => vec!["SET enable_indexscan = off".into()],
-            Kind::Keyword => vec![],
         }
     }
 
     fn sql(&self) -> String {
-        let row = pinak_api::records::ROW_JSON;
-        match (self.kind, self.late_json) {
-            // search.rs `keyword_fts`.
-            (Kind::Keyword, false) => format!(
-                "WITH q AS (SELECT {OR_TSQUERY} AS tsq)
-                 SELECT {row} FROM memories_semantic t, q
-                 WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
-                 ORDER BY ts_rank(t.fts, q.tsq) DESC, t.created_at DESC LIMIT $4"
-            ),
-            (Kind::Keyword, true) => format!(
-                "WITH q AS (SELECT {OR_TSQUERY} AS tsq)
-                 SELECT {row} FROM (
-                     SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at FROM memories_semantic t, q
-                     WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
-                     ORDER BY rank DESC, t.created_at DESC LIMIT $4) s
-                 JOIN memories_semantic t ON t.id = s.id
-                 ORDER BY s.rank DESC, s.created_at DESC"
-            ),
-            // search.rs `vector_layer`'s SELECT.
-            (_, false) => format!(
-                "SELECT row, dist FROM (
-                     SELECT {row} AS row, t.embedding <-> $3 AS dist FROM memories_semantic t
-                     WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
-                     ORDER BY t.embedding <-> $3 LIMIT $4) s
-                 ORDER BY dist"
-            ),
-            (_, true) => format!(
-                "SELECT {row} AS row, s.dist FROM (
+        match self {
+            Kind::Hybrid { .. } => pinak_api::search::hybrid_sql(true),
+            _ => format!(
+                "SELECT {} AS row, s.dist FROM (
                      SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t
                      WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
                      ORDER BY t.embedding <-> $3 LIMIT $4) s
                  JOIN memories_semantic t ON t.id = s.id
-                 ORDER BY s.dist"
+                 ORDER BY s.dist",
+                pinak_api::records::ROW_JSON
             ),
         }
     }
 }
 
-/// search.rs's OR-of-lexemes tsquery over $3 (copied: it is private there).
-const OR_TSQUERY: &str = "(SELECT to_tsquery('simple', coalesce(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | '), ''))
-                           FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS l)";
-
 pub struct SqlSearch {
     conn: PgConnection,
-    path: Path,
+    kind: Kind,
     sql: Arc<String>,
     project: &'static str,
-    vectors: Arc<Vec<pgvector::Vector>>,
+    vectors: Arc<Vec<Vec<f32>>>,
     texts: Arc<Vec<String>>,
     truth: Arc<Vec<Vec<usize>>>,
 }
 
 pub struct Shared {
-    pub vectors: Arc<Vec<pgvector::Vector>>,
+    pub vectors: Arc<Vec<Vec<f32>>>,
     pub texts: Arc<Vec<String>>,
 }
 
+fn doc_of(row: &Value) -> Option<usize> {
+    let u = uuid::Uuid::parse_str(row["id"].as_str()?).ok()?;
+    Some(u.as_u64_pair().1 as usize)
+}
+
 impl SqlSearch {
-    pub async fn open(url: &str, schema: &str, path: Path, project: &'static str, shared: &Shared, truth: Arc<Vec<Vec<usize>>>) -> Result<Self> {
+    pub async fn open(url: &str, schema: &str, kind: Kind, project: &'static str, shared: &Shared, truth: Arc<Vec<Vec<usize>>>) -> Result<Self> {
         let mut conn = connect(url, Some(schema)).await?;
-        for s in path.settings() {
+        for s in kind.settings() {
             sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await?;
         }
-        let sql = Arc::new(path.sql());
-        Ok(SqlSearch { conn, path, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
+        let sql = Arc::new(kind.sql());
+        Ok(SqlSearch { conn, kind, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
     }
 
-    /// The plan Postgres picks for this path (first scan node), for the report.
+    /// The plan Postgres picks for this path (first vector scan node), for the report.
     pub async fn plan(&mut self) -> Result<String> {
+        if let Kind::Hybrid { .. } = self.kind {
+            return Ok("one statement; see search.rs".into());
+        }
         let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", self.sql)))
             .bind(TENANT)
             .bind(self.project)
-            .bind(&self.vectors[0])
+            .bind(pgvector::Vector::from(self.vectors[0].clone()))
             .bind(20i64)
             .fetch_all(&mut self.conn)
             .await?;
@@ -293,28 +260,20 @@ impl SqlSearch {
 impl Op for SqlSearch {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let q = seq % self.vectors.len();
-        // k = 2 x limit, as the API asks each layer for (limit 10).
-        if self.path.kind == Kind::Keyword {
-            let _rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.clone()))
-                .bind(TENANT)
-                .bind(self.project)
-                .bind(&self.texts[q])
-                .bind(20i64)
-                .fetch_all(&mut self.conn)
-                .await?;
-            return Ok(None);
+        // k = 2 x limit, as the API asks each list for (limit 10).
+        if let Kind::Hybrid { exact_max, .. } = self.kind {
+            let scope = pinak_api::tenancy::Scope::new(TENANT, self.project);
+            let found = pinak_api::search::candidates(&mut self.conn, &scope, &self.texts[q], Some(&self.vectors[q]), 20, exact_max).await?;
+            let hits = pinak_api::search::rank(found, pinak_api::search::DEFAULT_VECTOR_WEIGHT, 10);
+            return Ok(Some(recall(hits.iter().filter_map(|h| doc_of(&h.row)), &self.truth[q], 10)));
         }
         let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()))
             .bind(TENANT)
             .bind(self.project)
-            .bind(&self.vectors[q])
+            .bind(pgvector::Vector::from(self.vectors[q].clone()))
             .bind(20i64)
             .fetch_all(&mut self.conn)
             .await?;
-        let found = rows.iter().filter_map(|(r, _)| {
-            let u = uuid::Uuid::parse_str(r["id"].as_str()?).ok()?;
-            Some(u.as_u64_pair().1 as usize)
-        });
-        Ok(Some(recall(found, &self.truth[q], 10)))
+        Ok(Some(recall(rows.iter().filter_map(|(r, _)| doc_of(r)), &self.truth[q], 10)))
     }
 }
