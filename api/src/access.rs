@@ -28,35 +28,30 @@ pub async fn record(conn: &mut PgConnection, scope: &Scope, actor: &Actor, a: Ac
     record_many(conn, scope, actor, std::slice::from_ref(&a)).await
 }
 
-/// Access rows (one statement) and their audit links (one chain append) for a batch of
-/// events by one actor in one scope.
+/// Access rows and their audit links for a batch of events by one actor in one scope, in
+/// one statement.
 pub async fn record_many(conn: &mut PgConnection, scope: &Scope, actor: &Actor, entries: &[Access<'_>]) -> Result<(), sqlx::Error> {
+    record_statement(conn, scope, actor, entries, RECORD_SQL).await
+}
+
+macro_rules! record_insert {
+    () => {
+        "WITH a AS (
+    INSERT INTO logs_access (tenant, project_id, agent_id, client_name, client_id, parent_client_id, child_client_id,
+                             event_type, target_layer, query, memory_id, result_count, status, detail)
+    SELECT $1,$2,$3,$4,$5,$6,$7, e.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[])
+        AS e(event_type, target_layer, query, memory_id, result_count, status, detail))"
+    };
+}
+const RECORD_SQL: &str = concat!(record_insert!(), " SELECT audit_append($1, $15, $16)");
+/// The same as its own transaction, committed without waiting for the WAL flush.
+const RECORD_ASYNC_SQL: &str = concat!(record_insert!(), " SELECT set_config('synchronous_commit', 'off', true), audit_append($1, $15, $16)");
+
+async fn record_statement(conn: &mut PgConnection, scope: &Scope, actor: &Actor, entries: &[Access<'_>], sql: &'static str) -> Result<(), sqlx::Error> {
     fn status<'a>(a: &Access<'a>) -> &'a str {
         if a.status.is_empty() { "ok" } else { a.status }
     }
     let column = |f: &dyn Fn(&Access<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<Option<String>>>();
-    sqlx::query(
-        "INSERT INTO logs_access (tenant, project_id, agent_id, client_name, client_id, parent_client_id, child_client_id,
-                                  event_type, target_layer, query, memory_id, result_count, status, detail)
-         SELECT $1,$2,$3,$4,$5,$6,$7, e.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[])
-             AS e(event_type, target_layer, query, memory_id, result_count, status, detail)",
-    )
-    .bind(&scope.tenant)
-    .bind(&scope.project)
-    .bind(&actor.agent_id)
-    .bind(&actor.client_name)
-    .bind(&actor.client_id)
-    .bind(&actor.parent_client_id)
-    .bind(&actor.child_client_id)
-    .bind(column(&|a| Some(a.event_type.to_owned())))
-    .bind(column(&|a| a.layer.map(String::from)))
-    .bind(column(&|a| a.query.map(|q| q.chars().take(MAX_QUERY_CHARS).collect())))
-    .bind(column(&|a| a.memory_id.clone()))
-    .bind(entries.iter().map(|a| a.result_count.map(|n| n as i32)).collect::<Vec<Option<i32>>>())
-    .bind(column(&|a| Some(status(a).to_owned())))
-    .bind(column(&|a| a.detail.map(String::from)))
-    .execute(&mut *conn)
-    .await?;
     let links: Vec<(String, serde_json::Value)> = entries
         .iter()
         .map(|a| {
@@ -68,7 +63,27 @@ pub async fn record_many(conn: &mut PgConnection, scope: &Scope, actor: &Actor, 
             (format!("access:{}", a.event_type), payload)
         })
         .collect();
-    audit::append_many(conn, &scope.tenant, &links).await
+    let (events, payloads) = audit::link_args(&links);
+    sqlx::query(sql)
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .bind(&actor.agent_id)
+        .bind(&actor.client_name)
+        .bind(&actor.client_id)
+        .bind(&actor.parent_client_id)
+        .bind(&actor.child_client_id)
+        .bind(column(&|a| Some(a.event_type.to_owned())))
+        .bind(column(&|a| a.layer.map(String::from)))
+        .bind(column(&|a| a.query.map(|q| q.chars().take(MAX_QUERY_CHARS).collect())))
+        .bind(column(&|a| a.memory_id.clone()))
+        .bind(entries.iter().map(|a| a.result_count.map(|n| n as i32)).collect::<Vec<Option<i32>>>())
+        .bind(column(&|a| Some(status(a).to_owned())))
+        .bind(column(&|a| a.detail.map(String::from)))
+        .bind(&events)
+        .bind(&payloads)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The access entry of a successful write of `row` to `layer`.
@@ -82,7 +97,7 @@ pub async fn record_write(conn: &mut PgConnection, scope: &Scope, actor: &Actor,
     record(conn, scope, actor, write_entry(layer, row, detail)).await
 }
 
-/// Logs a read (search, context, rag search) in its own transaction.
+/// Logs a read (search, context, rag search) as its own one-statement transaction.
 ///
 /// Reads commit with `synchronous_commit = off` unless `PINAK_READ_LOG_SYNC_COMMIT` is set:
 /// the audit append holds the tenant's chain lock until commit, so a durable commit (a WAL
@@ -91,12 +106,8 @@ pub async fn record_write(conn: &mut PgConnection, scope: &Scope, actor: &Actor,
 /// PostgreSQL itself crashes, and then at most the last moment of read entries
 /// (3 x `wal_writer_delay`, 600 ms by default). Writes always commit durably.
 pub async fn log_read(state: &AppState, scope: &Scope, actor: &Actor, a: Access<'_>) -> AppResult<()> {
-    let mut tx = if state.config.read_log_sync_commit {
-        state.pool.begin().await?
-    } else {
-        state.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?
-    };
-    record(&mut tx, scope, actor, a).await?;
-    tx.commit().await?;
+    let sql = if state.config.read_log_sync_commit { RECORD_SQL } else { RECORD_ASYNC_SQL };
+    let mut conn = state.pool.acquire().await?;
+    record_statement(&mut conn, scope, actor, std::slice::from_ref(&a), sql).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! access row and its audit row commit together or not at all) and take a per-tenant
 //! advisory lock, so concurrent writers on any replica cannot fork the chain.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Row};
@@ -79,47 +79,17 @@ pub async fn append(conn: &mut PgConnection, tenant: &str, event_type: &str, pay
     append_many(conn, tenant, &[(event_type.to_owned(), payload.clone())]).await
 }
 
-/// Appends links in order under one hold of the tenant's chain lock, in one INSERT.
+/// Appends links in order under one hold of the tenant's chain lock, in one round trip
+/// (the `audit_append` function of migrations/0003_audit_append.sql).
 pub async fn append_many(conn: &mut PgConnection, tenant: &str, links: &[(String, Value)]) -> Result<(), sqlx::Error> {
-    if links.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pinak-audit'), hashtext($1))").bind(tenant).execute(&mut *conn).await?;
-    let last = sqlx::query("SELECT seq, hash FROM logs_audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1")
-        .bind(tenant)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (mut seq, mut prev_hash) = match last {
-        Some(row) => (row.get::<i64, _>("seq"), row.get::<String, _>("hash")),
-        None => (0, String::new()),
-    };
-    let ts = Utc::now().trunc_subsecs(6);
-    let (mut seqs, mut prevs, mut hashes) = (Vec::with_capacity(links.len()), Vec::with_capacity(links.len()), Vec::with_capacity(links.len()));
-    for (event_type, payload) in links {
-        let hash = chain_hash(&prev_hash, event_type, payload, ts);
-        seq += 1;
-        seqs.push(seq);
-        prevs.push(std::mem::replace(&mut prev_hash, hash.clone()));
-        hashes.push(hash);
-    }
-    let events: Vec<&str> = links.iter().map(|(e, _)| e.as_str()).collect();
-    let payloads: Vec<&Value> = links.iter().map(|(_, p)| p).collect();
-    sqlx::query(
-        "INSERT INTO logs_audit (tenant, seq, event_type, payload, prev_hash, hash, ts)
-         SELECT $1, l.seq, l.event_type, l.payload, l.prev_hash, l.hash, $7
-         FROM unnest($2::int8[], $3::text[], $4::jsonb[], $5::text[], $6::text[]) AS l(seq, event_type, payload, prev_hash, hash)
-         ORDER BY l.seq",
-    )
-    .bind(tenant)
-    .bind(&seqs)
-    .bind(&events)
-    .bind(&payloads)
-    .bind(&prevs)
-    .bind(&hashes)
-    .bind(ts)
-    .execute(&mut *conn)
-    .await?;
+    let (events, payloads) = link_args(links);
+    sqlx::query("SELECT audit_append($1, $2, $3)").bind(tenant).bind(&events).bind(&payloads).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// The arguments of `audit_append`: event types and canonical payload texts, in order.
+pub fn link_args(links: &[(String, Value)]) -> (Vec<&str>, Vec<String>) {
+    links.iter().map(|(e, p)| (e.as_str(), canonical_json(p))).unzip()
 }
 
 #[derive(Debug, PartialEq, Eq)]

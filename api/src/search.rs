@@ -55,69 +55,77 @@ const KEYWORD_SOURCES: [Layer; 5] = [Layer::Semantic, Layer::Episodic, Layer::Pr
 /// Full-text match on a vectorised layer: every word of the query (AND, as the prototype's
 /// FTS5), through `plainto_tsquery`, which accepts any text without error. Ranked on the index
 /// alone; the row JSON is built only for the survivors of the LIMIT.
-fn keyword_fts_cte(name: &str, table: &str) -> String {
+fn keyword_fts_cte(name: &str, table: &str, limit: &str) -> String {
     format!(
         "{name} AS (SELECT id, row_number() OVER (ORDER BY rank DESC, at DESC) AS pos FROM (
              SELECT t.id, ts_rank(t.fts, q.tsq) AS rank, t.created_at AS at FROM {table} t, q
              WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ q.tsq
-             ORDER BY rank DESC, at DESC LIMIT $5) s)"
+             ORDER BY rank DESC, at DESC LIMIT {limit}) s)"
     )
 }
 
 /// Literal word match (any of the first 8 words, in `$4`, wildcards escaped), newest first.
-fn keyword_like_cte(name: &str, table: &str, matches: &str, order: &str) -> String {
+fn keyword_like_cte(name: &str, table: &str, matches: &str, order: &str, limit: &str) -> String {
     format!(
         "{name} AS (SELECT id, row_number() OVER (ORDER BY at DESC) AS pos FROM (
              SELECT id, {order} AS at FROM {table}
              WHERE tenant = $1 AND project_id = $2 AND {matches}
-             ORDER BY {order} DESC LIMIT $5) s)"
+             ORDER BY {order} DESC LIMIT {limit}) s)"
     )
 }
 
 const RAG_MATCH: &str = "(query ILIKE ANY($4) OR content ILIKE ANY($4) OR external_source ILIKE ANY($4))";
 const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($4)";
 
-/// Nearest rows of one layer within the scope (`$6` the query vector). The path is chosen by
-/// the scope's size inside the statement: up to `PINAK_EXACT_SEARCH_MAX_ROWS` rows (`$7`
-/// is that plus one) an exact scan, ordered by `l2_distance()`, which no index serves; above,
-/// the HNSW index through `<->`, with the session's relaxed iterative scan (see `db.rs`) so
-/// rows removed by the scope filter are replaced rather than dropped. The branch not taken is
-/// a one-time filter and never runs.
-fn vector_cte(name: &str, table: &str) -> String {
-    let scope = "t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL";
-    // The count reads the scope's rows, vectors or not, so the scope index alone answers it.
+/// Nearest rows of one layer within the scope (`$5` the query vector). The path is chosen by
+/// the scope's size inside the statement: a scope of fewer than `bound` rows
+/// (`PINAK_EXACT_SEARCH_MAX_ROWS` + 1) is ranked exactly by `l2_distance()`, which no index
+/// serves; a larger one goes through the HNSW index (`<->`) with the session's relaxed
+/// iterative scan (see `db.rs`), so rows removed by the scope filter are replaced rather than
+/// dropped. The branch not taken is a one-time filter and never runs.
+///
+/// Written so that even a generic plan (no parameter values) is right: the count and the
+/// exact branch walk the scope index in its own order (`created_at DESC`, LIMIT `bound`),
+/// which no sequential scan can beat, and the limits are literals, so the HNSW branch's cost
+/// is estimated for `k` rows.
+fn vector_cte(name: &str, table: &str, per_list: i64, bound: i64) -> String {
+    let scope = "t.tenant = $1 AND t.project_id = $2";
     format!(
-        "{name}_n AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} t WHERE t.tenant = $1 AND t.project_id = $2 LIMIT $7) s),
+        "{name}_n AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} t WHERE {scope} ORDER BY t.created_at DESC LIMIT {bound}) s),
          {name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
-             (SELECT t.id, l2_distance(t.embedding, $6) AS dist FROM {table} t
-              WHERE (SELECT n FROM {name}_n) < $7 AND {scope} ORDER BY 2 LIMIT $5)
+             (SELECT e.id, l2_distance(e.embedding, $5) AS dist FROM (
+                  SELECT t.id, t.embedding FROM {table} t
+                  WHERE (SELECT n FROM {name}_n) < {bound} AND {scope} ORDER BY t.created_at DESC LIMIT {bound}) e
+              WHERE e.embedding IS NOT NULL ORDER BY 2 LIMIT {per_list})
              UNION ALL
-             (SELECT t.id, t.embedding <-> $6 AS dist FROM {table} t
-              WHERE (SELECT n FROM {name}_n) >= $7 AND {scope} ORDER BY t.embedding <-> $6 LIMIT $5)) s)"
+             (SELECT t.id, t.embedding <-> $5 AS dist FROM {table} t
+              WHERE (SELECT n FROM {name}_n) >= {bound} AND {scope} AND t.embedding IS NOT NULL
+              ORDER BY t.embedding <-> $5 LIMIT {per_list})) s)"
     )
 }
 
-/// The whole hybrid search as one statement (one round trip): five keyword lists and, with
-/// a query vector, three vector lists. Rows: (source, position, distance, row JSON), where
-/// source indexes `KEYWORD_SOURCES` and then `Layer::VECTOR_LAYERS`.
-/// Parameters: $1 tenant, $2 project, $3 query text, $4 LIKE patterns, $5 rows per list,
-/// and with vectors $6 query vector, $7 exact-path bound.
-pub fn hybrid_sql(with_vector: bool) -> String {
+/// The whole hybrid search as one statement (one round trip): five keyword lists of at most
+/// `per_list` rows and, with a query vector, three vector lists. Rows: (source, position,
+/// distance, row JSON), where source indexes `KEYWORD_SOURCES` and then
+/// `Layer::VECTOR_LAYERS`. Parameters: $1 tenant, $2 project, $3 query text, $4 LIKE
+/// patterns, and with vectors $5 the query vector. `exact_max_rows`: see `vector_cte`.
+pub fn hybrid_sql(with_vector: bool, per_list: i64, exact_max_rows: i64) -> String {
+    let limit = per_list.to_string();
     let mut ctes = vec!["q AS (SELECT plainto_tsquery('simple', $3) AS tsq)".to_owned()];
     let mut lists: Vec<(String, Layer, bool)> = Vec::new();
     for (i, layer) in KEYWORD_SOURCES.into_iter().enumerate() {
         let name = format!("k{i}");
         ctes.push(match layer {
-            Layer::Rag => keyword_like_cte(&name, layer.table(), RAG_MATCH, "created_at"),
-            Layer::Working => keyword_like_cte(&name, layer.table(), WORKING_MATCH, "updated_at"),
-            _ => keyword_fts_cte(&name, layer.table()),
+            Layer::Rag => keyword_like_cte(&name, layer.table(), RAG_MATCH, "created_at", &limit),
+            Layer::Working => keyword_like_cte(&name, layer.table(), WORKING_MATCH, "updated_at", &limit),
+            _ => keyword_fts_cte(&name, layer.table(), &limit),
         });
         lists.push((name, layer, false));
     }
     if with_vector {
         for (i, layer) in Layer::VECTOR_LAYERS.into_iter().enumerate() {
             let name = format!("v{i}");
-            ctes.push(vector_cte(&name, layer.table()));
+            ctes.push(vector_cte(&name, layer.table(), per_list, exact_max_rows.saturating_add(1)));
             lists.push((name, layer, true));
         }
     }
@@ -132,15 +140,13 @@ pub fn hybrid_sql(with_vector: bool) -> String {
     format!("WITH {} {}", ctes.join(",\n"), selects.join("\nUNION ALL "))
 }
 
-static HYBRID_SQL: LazyLock<[String; 2]> = LazyLock::new(|| [hybrid_sql(false), hybrid_sql(true)]);
-
 static RAG_LIKE_SQL: LazyLock<String> = LazyLock::new(|| {
     let table = Layer::Rag.table();
-    format!("WITH {} SELECT {ROW_JSON} FROM k JOIN {table} t USING (id) ORDER BY k.pos", keyword_like_cte("k", table, RAG_MATCH, "created_at"))
+    format!("WITH {} SELECT {ROW_JSON} FROM k JOIN {table} t USING (id) ORDER BY k.pos", keyword_like_cte("k", table, RAG_MATCH, "created_at", "$5"))
 });
 
-/// Rag snippets by literal word match, newest first (`GET /rag/search`). Same parameters as
-/// the hybrid statement; `$3` (the text) is unused here.
+/// Rag snippets by literal word match, newest first (`GET /rag/search`). Parameters as in
+/// the hybrid statement, with `$5` the limit; `$3` (the text) is unused here.
 pub async fn rag_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(RAG_LIKE_SQL.as_str()))
         .bind(&scope.tenant)
@@ -164,15 +170,12 @@ pub struct Candidates {
 /// Runs the hybrid statement: `per_list` rows at most from each keyword and vector list;
 /// scopes of at most `exact_max_rows` rows are searched exactly.
 pub async fn candidates(conn: &mut PgConnection, scope: &Scope, query: &str, vector: Option<&[f32]>, per_list: i64, exact_max_rows: i64) -> Result<Candidates, sqlx::Error> {
-    let sql = &HYBRID_SQL[usize::from(vector.is_some())];
-    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(&scope.tenant)
-        .bind(&scope.project)
-        .bind(query)
-        .bind(like_patterns(query))
-        .bind(per_list);
+    // The limits are part of the text, so each (limit, bound) pair is its own prepared
+    // statement; clients use a handful of limits.
+    let sql = hybrid_sql(vector.is_some(), per_list, exact_max_rows);
+    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(like_patterns(query));
     if let Some(v) = vector {
-        q = q.bind(pgvector::Vector::from(v.to_vec())).bind(exact_max_rows.saturating_add(1));
+        q = q.bind(pgvector::Vector::from(v.to_vec()));
     }
     let mut rows = q.fetch_all(conn).await?;
     rows.sort_by_key(|r| (r.0, r.1));

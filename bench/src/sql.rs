@@ -186,9 +186,8 @@ impl Kind {
     }
 
     fn settings(&self) -> Vec<String> {
-        let custom = "SET plan_cache_mode = force_custom_plan".to_string();
         match self {
-            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into(), custom],
+            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()],
             Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
             Kind::Exact => vec!["SET enable_indexscan = off".into()],
         }
@@ -196,7 +195,7 @@ impl Kind {
 
     fn sql(&self) -> String {
         match self {
-            Kind::Hybrid { .. } => pinak_api::search::hybrid_sql(true),
+            Kind::Hybrid { exact_max, .. } => pinak_api::search::hybrid_sql(true, 20, *exact_max),
             _ => format!(
                 "SELECT {} AS row, s.dist FROM (
                      SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t

@@ -78,27 +78,30 @@ async fn small_project_recall_matches_exact_on_both_paths() {
 }
 
 /// The path is chosen inside the one search statement: the HNSW branch runs for the large
-/// project and is skipped for the small one, also for a prepared statement run many times
-/// (the pool's sessions force custom plans; a generic plan would not know the scope).
+/// project and is skipped for the small one, and no plan reads the table sequentially, with
+/// custom plans and with the generic plan Postgres switches a prepared statement to.
 #[tokio::test]
-async fn the_search_path_follows_the_scope_size() {
-    let api = TestApi::builder().env("PINAK_EXACT_SEARCH_MAX_ROWS", "1000").start().await;
+async fn the_search_path_follows_the_scope_size_in_every_plan() {
+    let api = TestApi::start().await;
     load(&api).await;
     let mut conn = api.state.pool.acquire().await.unwrap();
     let q: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1").fetch_one(&mut *conn).await.unwrap();
-    let prepare = format!("PREPARE s(text, text, text, text[], int8, vector, int8) AS {}", search::hybrid_sql(true));
+    let prepare = format!("PREPARE s(text, text, text, text[], vector) AS {}", search::hybrid_sql(true, 10, 1000));
     sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-    for (project, hnsw_runs) in [("big", true), ("small", false), ("big", true)] {
-        let execute = format!("EXECUTE s('t', '{project}', '', '{{}}', 10, '{q}', 1001)");
-        for _ in 0..6 {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
+        for (project, hnsw_runs) in [("big", true), ("small", false)] {
+            let execute = format!("EXPLAIN (ANALYZE, COSTS OFF) EXECUTE s('t', '{project}', 'row', '{{}}', '{q}')");
+            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(execute)).fetch_all(&mut *conn).await.unwrap();
+            let plan_text = plan.join("\n");
+            let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
+            eprintln!("{mode}, {project}: {}", timing.join(", "));
+            // (A custom plan for the small project may not even contain the HNSW node.)
+            let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
+            assert_eq!(ran, hnsw_runs, "{mode}, {project}:\n{plan_text}");
+            let seq = plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
+            assert!(seq.is_none(), "{mode}, {project}: {seq:?}\n{plan_text}");
         }
-        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}"))).fetch_all(&mut *conn).await.unwrap();
-        let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
-        eprintln!("{project}: {}", timing.join(", "));
-        // (A custom plan for the small project may not even contain the HNSW node.)
-        let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
-        assert_eq!(ran, hnsw_runs, "{project}:\n{}", plan.join("\n"));
     }
     let iterative: String = sqlx::query_scalar("SHOW hnsw.iterative_scan").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(iterative, "relaxed_order", "pool connections carry the HNSW session settings");
