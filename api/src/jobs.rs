@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::layers::Layer;
-use crate::records::ROW_JSON;
+use crate::records::row_json;
 use crate::state::AppState;
 
 /// Rows deleted per statement by the purge jobs: a large backlog is cleared in many short
@@ -341,9 +341,10 @@ async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str) -> Result<i64, s
     // Keyset pagination by id: every pass moves forward, so the job ends even if a row keeps
     // changing under it (the API re-embeds rows it updates anyway).
     let select = format!(
-        "SELECT id, updated_at, {ROW_JSON} AS row FROM {table} t \
+        "SELECT id, updated_at, {} AS row FROM {table} t \
          WHERE (embedding IS NULL OR embedding_model IS DISTINCT FROM $1) AND ($2::uuid IS NULL OR id > $2) \
-         ORDER BY id LIMIT {REEMBED_BATCH}"
+         ORDER BY id LIMIT {REEMBED_BATCH}",
+        row_json(layer)
     );
     // Only if the row is unchanged since we read its text.
     let update = format!(

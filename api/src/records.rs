@@ -2,6 +2,8 @@
 //! JSON the contract calls "the raw row", built by Postgres (`to_jsonb`) minus the vector and
 //! full-text columns.
 
+use std::sync::LazyLock;
+
 use serde_json::{Map, Value};
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
@@ -14,6 +16,26 @@ use crate::tenancy::Scope;
 
 /// SQL that renders row alias `t` as the API's JSON row.
 pub const ROW_JSON: &str = "(to_jsonb(t) - 'embedding' - 'fts')";
+
+/// `ROW_JSON` for one layer's table. On the vectorised layers it names the columns instead:
+/// `to_jsonb(t)` renders the 384-float vector (and the tsvector) before they are removed,
+/// about 15 us per row against 4.5 us (measured at 100k rows), and a search renders ~40 rows.
+/// tests/tests/memory_api.rs checks that both forms agree on every vectorised layer.
+pub fn row_json(layer: Layer) -> &'static str {
+    static VECTORISED: LazyLock<Vec<(Layer, String)>> = LazyLock::new(|| {
+        Layer::VECTOR_LAYERS
+            .into_iter()
+            .map(|layer| {
+                let common_head = ["id", "tenant", "project_id"];
+                let common_tail = ["agent_id", "client_id", "client_name", "created_at", "updated_at", "embedding_model", "embedding_dim"];
+                let columns = common_head.into_iter().chain(layer.fields().iter().map(|f| f.column)).chain(common_tail);
+                let pairs: Vec<String> = columns.map(|c| format!("'{c}', t.{c}")).collect();
+                (layer, format!("jsonb_build_object({})", pairs.join(", ")))
+            })
+            .collect()
+    });
+    VECTORISED.iter().find(|(l, _)| *l == layer).map_or(ROW_JSON, |(_, sql)| sql.as_str())
+}
 
 /// A computed embedding and the model that produced it.
 pub struct Embedding {
@@ -73,7 +95,7 @@ pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
     }
     let n = 6 + fields.len() + if vectorised { 3 } else { 0 };
     let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    sql.push_str(&format!(") VALUES ({}) RETURNING {ROW_JSON}", placeholders.join(", ")));
+    sql.push_str(&format!(") VALUES ({}) RETURNING {}", placeholders.join(", "), row_json(layer)));
 
     let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
@@ -102,7 +124,8 @@ pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
 /// One record in scope, or `None` (missing and out-of-scope look the same).
 pub async fn get(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid, for_update: bool) -> Result<Option<Value>, sqlx::Error> {
     let sql = format!(
-        "SELECT {ROW_JSON} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3{}",
+        "SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3{}",
+        row_json(layer),
         layer.table(),
         if for_update { " FOR UPDATE" } else { "" }
     );
@@ -121,9 +144,10 @@ pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
         sets.push(format!("embedding = ${next}, embedding_model = ${}, embedding_dim = ${}", next + 1, next + 2));
     }
     let sql = format!(
-        "UPDATE {} AS t SET {} WHERE id = $1 AND tenant = $2 AND project_id = $3 RETURNING {ROW_JSON}",
+        "UPDATE {} AS t SET {} WHERE id = $1 AND tenant = $2 AND project_id = $3 RETURNING {}",
         layer.table(),
-        sets.join(", ")
+        sets.join(", "),
+        row_json(layer)
     );
     let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project);
     for f in fields {

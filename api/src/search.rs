@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use crate::layers::Layer;
-use crate::records::ROW_JSON;
+use crate::records::{row_json, ROW_JSON};
 use crate::state::AppState;
 use crate::tenancy::Scope;
 
@@ -134,7 +134,7 @@ pub fn hybrid_sql(with_vector: bool, per_list: i64, exact_max_rows: i64) -> Stri
         .enumerate()
         .map(|(src, (name, layer, is_vector))| {
             let dist = if *is_vector { format!("{name}.dist") } else { "NULL::float8".into() };
-            format!("SELECT {src}::int4, {name}.pos, {dist}, {ROW_JSON} FROM {name} JOIN {} t USING (id)", layer.table())
+            format!("SELECT {src}::int4, {name}.pos, {dist}, {} FROM {name} JOIN {} t USING (id)", row_json(*layer), layer.table())
         })
         .collect();
     format!("WITH {} {}", ctes.join(",\n"), selects.join("\nUNION ALL "))

@@ -411,39 +411,32 @@ async fn run() -> Result<()> {
             println!("  pgvector ef_search={ef}: {:.0} q/s, recall {}", cell.throughput(), recall(cell.recall()));
             sweep.push(("pgvector HNSW alone (SQL)", ef, cell));
         }
-        for ef in SWEEP_API {
+        // API search at concurrency `conc` on a fresh API process with one setting changed.
+        let tuned_search = async |var: &str, value: String, conc: usize| -> Result<Cell> {
             let p = ApiProcess::spawn(ApiSpec {
                 bin: &args.api_bin,
                 database_url: &args.database_url,
                 schema: &search_schema,
                 migrate: false,
                 backend: "http",
-                env: [search_env(true), vec![("PINAK_HNSW_EF_SEARCH".into(), ef.to_string())]].concat(),
-                log: log(&format!("api-sweep-ef{ef}")),
+                env: [search_env(true), vec![(var.to_string(), value.clone())]].concat(),
+                log: log(&format!("api-{var}-{value}")),
             })
             .await?;
-            let workers = (0..SWEEP_CONC).map(|_| ApiSearch::new(&p.base, token_main.clone(), &query_texts, truth_main.clone())).collect();
+            let workers = (0..conc).map(|_| ApiSearch::new(&p.base, token_main.clone(), &query_texts, truth_main.clone())).collect();
             let (cell, _) = warm_and_drive(workers, limits, warm).await;
             p.stop();
+            Ok(cell)
+        };
+        for ef in SWEEP_API {
+            let cell = tuned_search("PINAK_HNSW_EF_SEARCH", ef.to_string(), SWEEP_CONC).await?;
             println!("  API ef_search={ef}: {:.0} q/s, recall {}", cell.throughput(), recall(cell.recall()));
             sweep.push(("API search (fused top 10)", ef, cell));
         }
 
         println!("\n== pool size: API search at c=32 ==");
         for pool in [4usize, 16] {
-            let p = ApiProcess::spawn(ApiSpec {
-                bin: &args.api_bin,
-                database_url: &args.database_url,
-                schema: &search_schema,
-                migrate: false,
-                backend: "http",
-                env: [search_env(true), vec![("PINAK_DB_POOL_SIZE".into(), pool.to_string())]].concat(),
-                log: log(&format!("api-pool{pool}")),
-            })
-            .await?;
-            let workers = (0..32).map(|_| ApiSearch::new(&p.base, token_main.clone(), &query_texts, truth_main.clone())).collect();
-            let (cell, _) = warm_and_drive(workers, limits, warm).await;
-            p.stop();
+            let cell = tuned_search("PINAK_DB_POOL_SIZE", pool.to_string(), 32).await?;
             println!("  PINAK_DB_POOL_SIZE={pool}: {:.0} q/s, p99 {:.2} ms", cell.throughput(), cell.pct(99.0));
             pool_rows.push(Row { path: format!("API search, PINAK_DB_POOL_SIZE={pool}"), cell });
         }

@@ -203,7 +203,7 @@ impl Kind {
                      ORDER BY t.embedding <-> $3 LIMIT $4) s
                  JOIN memories_semantic t ON t.id = s.id
                  ORDER BY s.dist",
-                pinak_api::records::ROW_JSON
+                pinak_api::records::row_json(pinak_api::layers::Layer::Semantic)
             ),
         }
     }

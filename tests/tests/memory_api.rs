@@ -202,3 +202,26 @@ async fn body_cap_and_request_ids() {
     assert_eq!(api.count("memories_semantic").await, 0);
     api.stop().await;
 }
+
+/// `records::row_json` names the columns of the vectorised layers instead of rendering the
+/// whole row; it must produce exactly the generic `ROW_JSON` (every column but the vector and
+/// the tsvector), or a migration added a column it does not know.
+#[tokio::test]
+async fn named_row_json_equals_the_generic_row_json() {
+    use pinak_api::layers::Layer;
+    use pinak_api::records::{row_json, ROW_JSON};
+    let api = TestApi::start().await;
+    let w = Token::new("t1", "p1").sign();
+    assert_eq!(api.post(&w, "/add", json!({"content": "c", "tags": ["x"]})).await.0, 201);
+    assert_eq!(api.post(&w, "/episodic/add", json!({"content": "c", "goal": "g", "plan": ["a"], "salience": 2, "tool_logs": [{"t": 1}]})).await.0, 201);
+    assert_eq!(api.post(&w, "/procedural/add", json!({"skill_name": "s", "steps": ["a"], "code_snippet": "x"})).await.0, 201);
+    let mut db = api.db().await;
+    for layer in Layer::VECTOR_LAYERS {
+        assert_ne!(row_json(layer), ROW_JSON, "{layer:?} uses the named form");
+        let (named, generic): (serde_json::Value, serde_json::Value) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {}, {ROW_JSON} FROM {} t", row_json(layer), layer.table()))).fetch_one(&mut db).await.unwrap();
+        assert_eq!(named, generic, "{layer:?}");
+    }
+    assert_eq!(row_json(Layer::Rag), ROW_JSON);
+    api.stop().await;
+}

@@ -125,7 +125,7 @@ pub async fn related(State(state): State<AppState>, p: Principal, Path((layer, r
         if !member_exists(&mut conn, &p, l, rid).await? {
             continue; // dangling or expired
         }
-        let sql = format!("SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3", crate::records::ROW_JSON, l.table());
+        let sql = format!("SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3", crate::records::row_json(l), l.table());
         if let Some(record) = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(rid).bind(&p.scope.tenant).bind(&p.scope.project).fetch_optional(&mut *conn).await? {
             members.push(json!({ "layer": l.name(), "role": role, "record": crate::records::present(l, record) }));
         }
