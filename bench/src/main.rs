@@ -665,7 +665,7 @@ async fn run() -> Result<()> {
     }
     let csv_path = args.cache_dir.join(format!("recall-qps-{label}.csv"));
     std::fs::write(&csv_path, &csv)?;
-    sweep_t.note(format!("plot: `recall-qps-{label}.png` (scripts/bench draws it from {})", csv_path.display()));
+    sweep_t.note(format!("plot: docs/recall-qps-{label}.png, drawn by scripts/bench from .tools/bench/recall-qps-{label}.csv"));
     sweep_t.note("exact search is recall 1.000 (see the exact row above); the API's recall is of the fused hybrid list");
     md.push_str(&sweep_t.markdown());
 
