@@ -212,8 +212,9 @@ async fn run() -> Result<()> {
     let machine = machine();
     let load_before = loadavg();
     println!("pinak-bench {label}: {} documents, {n_queries} held-out queries; {machine}", args.size);
-    if args.size >= 100_000 {
-        println!("note: --size {} embeds up to {} sentences with the local model the first time (~15-20 min per 100k on 2 cores); later runs use the cache", label, args.size + n_queries);
+    let real = args.real.unwrap_or(args.size).min(args.size);
+    if real >= 100_000 {
+        println!("note: {real} real documents: up to {} sentences are embedded with the local model the first time (15-45 min per 100k on 2 cores); later runs use the cache", real + n_queries);
     }
 
     // Defaults of the service, so the direct-SQL side runs with the same settings.
@@ -232,7 +233,7 @@ async fn run() -> Result<()> {
 
     // ---------------------------------------------------------------- corpus ---
     let t = Instant::now();
-    let corpus = tokio::task::block_in_place(|| corpus::load(&args.cache_dir, args.model_dir.as_deref(), args.size, n_queries, args.real.unwrap_or(args.size)))?;
+    let corpus = tokio::task::block_in_place(|| corpus::load(&args.cache_dir, args.model_dir.as_deref(), args.size, n_queries, real))?;
     let corpus_time = t.elapsed();
     let query_texts: Vec<String> = corpus.queries.iter().map(|q| q.text.clone()).collect();
     let doc_texts: Arc<Vec<String>> = Arc::new(corpus.docs.iter().map(|d| d.text.clone()).collect());
