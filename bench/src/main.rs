@@ -311,6 +311,14 @@ async fn run() -> Result<()> {
         vectors: Arc::new(corpus.queries.iter().map(|q| q.vector.clone()).collect()),
         texts: Arc::new(query_texts.clone()),
     };
+    // One direct-SQL measurement: `conc` connections running `kind` on `project`.
+    let sql_cell = async |kind: Kind, project: &'static str, truth: &Arc<Vec<Vec<usize>>>, conc: usize| -> Result<Cell> {
+        let mut workers = Vec::with_capacity(conc);
+        for _ in 0..conc {
+            workers.push(SqlSearch::open(&args.database_url, &search_schema, kind, project, &shared, truth.clone()).await?);
+        }
+        Ok(warm_and_drive(workers, limits, warm).await.0)
+    };
     let search_env = |backend_url: bool| {
         let mut env = vec![("PINAK_EXACT_SEARCH_MAX_ROWS".to_string(), exact_max.to_string())];
         if backend_url {
@@ -350,11 +358,7 @@ async fn run() -> Result<()> {
         for conc in [1usize, 8, 32] {
             let paths: &[Kind] = if conc == 1 { &[hybrid, Kind::HnswIterative(ef), Kind::Exact] } else { &[hybrid, Kind::HnswIterative(ef)] };
             for &path in paths {
-                let mut workers = Vec::new();
-                for _ in 0..conc {
-                    workers.push(SqlSearch::open(&args.database_url, &search_schema, path, MAIN_PROJECT, &shared, truth_main.clone()).await?);
-                }
-                let (cell, _) = warm_and_drive(workers, limits, warm).await;
+                let cell = sql_cell(path, MAIN_PROJECT, &truth_main, conc).await?;
                 println!("  {} c={conc}: {:.0} q/s, p99 {:.2} ms, recall {}", path.label(), cell.throughput(), cell.pct(99.0), recall(cell.recall()));
                 search_rows.push(Row { path: path.label(), cell });
             }
@@ -371,11 +375,7 @@ async fn run() -> Result<()> {
         }
         for conc in [1usize, 8] {
             for path in filtered_paths {
-                let mut workers = Vec::new();
-                for _ in 0..conc {
-                    workers.push(SqlSearch::open(&args.database_url, &search_schema, path, SMALL_PROJECT, &shared, truth_small.clone()).await?);
-                }
-                let (cell, _) = warm_and_drive(workers, limits, warm).await;
+                let cell = sql_cell(path, SMALL_PROJECT, &truth_small, conc).await?;
                 println!("  {} c={conc}: {:.0} q/s, p99 {:.2} ms, recall {}", path.label(), cell.throughput(), cell.pct(99.0), recall(cell.recall()));
                 filtered_rows.push(Row { path: path.label(), cell });
             }
@@ -403,12 +403,7 @@ async fn run() -> Result<()> {
 
         println!("\n== recall vs throughput: ef_search sweep at c={SWEEP_CONC} ==");
         for ef in SWEEP_SQL {
-            let kind = Kind::HnswIterative(ef);
-            let mut workers = Vec::new();
-            for _ in 0..SWEEP_CONC {
-                workers.push(SqlSearch::open(&args.database_url, &search_schema, kind, MAIN_PROJECT, &shared, truth_main.clone()).await?);
-            }
-            let (cell, _) = warm_and_drive(workers, limits, warm).await;
+            let cell = sql_cell(Kind::HnswIterative(ef), MAIN_PROJECT, &truth_main, SWEEP_CONC).await?;
             println!("  pgvector ef_search={ef}: {:.0} q/s, recall {}", cell.throughput(), recall(cell.recall()));
             sweep.push(("pgvector HNSW alone (SQL)", ef, cell));
         }
