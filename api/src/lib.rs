@@ -21,6 +21,7 @@ pub mod layers;
 pub mod metrics;
 pub mod nudges;
 pub mod permissions;
+pub mod pgcopy;
 pub mod quarantine;
 pub mod records;
 pub mod routes;

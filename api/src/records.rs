@@ -2,6 +2,7 @@
 //! JSON the contract calls "the raw row", built by Postgres (`to_jsonb`) minus the vector and
 //! full-text columns.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::layers::{Kind, Layer};
+use crate::pgcopy::BinaryCopy;
 use crate::tenancy::Scope;
 
 /// SQL that renders row alias `t` as the API's JSON row.
@@ -45,18 +47,6 @@ pub struct Embedding {
 
 type Scalar<'q> = QueryScalar<'q, Postgres, Value, PgArguments>;
 
-fn bind_field<'q>(q: Scalar<'q>, kind: Kind, value: Option<&Value>) -> Scalar<'q> {
-    let value = value.filter(|v| !v.is_null()).cloned();
-    match kind {
-        Kind::Text => q.bind(value.map(|v| match v {
-            Value::String(s) => s,
-            other => other.to_string(),
-        })),
-        Kind::Json => q.bind(value),
-        Kind::Int => q.bind(value.as_ref().and_then(json_int).map(|n| n as i32)),
-    }
-}
-
 /// An integral JSON number. JSON Schema's `integer` also admits `5.0` and `-0.0`, which
 /// `as_i64` rejects (binding NULL into a NOT NULL column). Callers have validated the range.
 fn json_int(v: &Value) -> Option<i64> {
@@ -80,23 +70,68 @@ pub fn present(layer: Layer, mut row: Value) -> Value {
     row
 }
 
-/// Inserts a document-layer record from a validated payload. Absent optional fields are NULL.
-pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, actor: &Actor, payload: &Value, embedding: Option<&Embedding>) -> Result<Value, sqlx::Error> {
-    let fields = layer.fields();
-    let columns: Vec<&str> = fields.iter().map(|f| f.column).collect();
-    let mut sql = format!(
-        "INSERT INTO {} AS t (id, tenant, project_id, agent_id, client_id, client_name, {}",
-        layer.table(),
-        columns.join(", ")
-    );
-    let vectorised = layer.is_vectorised();
-    if vectorised {
-        sql.push_str(", embedding, embedding_model, embedding_dim");
-    }
-    let n = 6 + fields.len() + if vectorised { 3 } else { 0 };
-    let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    sql.push_str(&format!(") VALUES ({}) RETURNING {}", placeholders.join(", "), row_json(layer)));
+/// A payload field's value as its column stores it.
+enum Cell {
+    Text(Option<String>),
+    Json(Option<Value>),
+    Int(Option<i32>),
+}
 
+/// The column values of a validated payload, in `layer.fields()` order. Absent optional
+/// fields are NULL; the NOT NULL `tags` list defaults to [] and episodic `salience` to 0.
+fn cells(layer: Layer, payload: &Value) -> impl Iterator<Item = Cell> + '_ {
+    layer.fields().iter().map(move |field| {
+        let v = payload.get(field.key).filter(|v| !v.is_null());
+        match field.kind {
+            Kind::Json if field.column == "tags" => Cell::Json(Some(v.cloned().unwrap_or_else(|| Value::Array(vec![])))),
+            Kind::Int if layer == Layer::Episodic && field.column == "salience" => Cell::Int(Some(v.and_then(json_int).unwrap_or(0) as i32)),
+            kind => cell(kind, v),
+        }
+    })
+}
+
+fn cell(kind: Kind, value: Option<&Value>) -> Cell {
+    let value = value.filter(|v| !v.is_null()).cloned();
+    match kind {
+        Kind::Text => Cell::Text(value.map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })),
+        Kind::Json => Cell::Json(value),
+        Kind::Int => Cell::Int(value.as_ref().and_then(json_int).map(|n| n as i32)),
+    }
+}
+
+fn bind_cell(q: Scalar<'_>, cell: Cell) -> Scalar<'_> {
+    match cell {
+        Cell::Text(v) => q.bind(v),
+        Cell::Json(v) => q.bind(v),
+        Cell::Int(v) => q.bind(v),
+    }
+}
+
+/// The columns every inserted document row names: scope and actor, the layer's fields, and
+/// on vectorised layers the embedding.
+fn insert_columns(layer: Layer) -> Vec<&'static str> {
+    let mut columns = vec!["id", "tenant", "project_id", "agent_id", "client_id", "client_name"];
+    columns.extend(layer.fields().iter().map(|f| f.column));
+    if layer.is_vectorised() {
+        columns.extend(["embedding", "embedding_model", "embedding_dim"]);
+    }
+    columns
+}
+
+/// Inserts a document-layer record from a validated payload.
+pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, actor: &Actor, payload: &Value, embedding: Option<&Embedding>) -> Result<Value, sqlx::Error> {
+    let columns = insert_columns(layer);
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO {} AS t ({}) VALUES ({}) RETURNING {}",
+        layer.table(),
+        columns.join(", "),
+        placeholders.join(", "),
+        row_json(layer)
+    );
     let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(&scope.tenant)
@@ -104,21 +139,59 @@ pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
         .bind(&actor.agent_id)
         .bind(&actor.client_id)
         .bind(&actor.client_name);
-    for field in fields {
-        // NOT NULL jsonb lists default to [] when absent.
-        let v = payload.get(field.key);
-        q = if field.kind == Kind::Json && v.is_none_or(Value::is_null) && matches!(field.column, "tags") {
-            q.bind(Some(Value::Array(vec![])))
-        } else if layer == Layer::Episodic && field.column == "salience" {
-            q.bind(v.and_then(json_int).unwrap_or(0) as i32)
-        } else {
-            bind_field(q, field.kind, v)
-        };
+    for cell in cells(layer, payload) {
+        q = bind_cell(q, cell);
     }
-    if vectorised {
+    if layer.is_vectorised() {
         q = bind_embedding(q, embedding);
     }
     Ok(present(layer, q.fetch_one(&mut *conn).await?))
+}
+
+/// Inserts many document-layer records of one scope with one binary COPY (the same column
+/// values `insert_document` writes), then reads them back: the rows in payload order.
+/// `embeddings` lines up with `payloads`.
+pub async fn copy_documents(
+    conn: &mut PgConnection,
+    layer: Layer,
+    scope: &Scope,
+    actor: &Actor,
+    payloads: &[Value],
+    embeddings: &[Option<Embedding>],
+) -> Result<Vec<Value>, sqlx::Error> {
+    let columns = insert_columns(layer);
+    let ids: Vec<Uuid> = payloads.iter().map(|_| Uuid::new_v4()).collect();
+    let mut copy = BinaryCopy::new();
+    for ((id, payload), embedding) in ids.iter().zip(payloads).zip(embeddings) {
+        copy.row(columns.len() as u16);
+        copy.uuid(*id);
+        for value in [&scope.tenant, &scope.project, &actor.agent_id, &actor.client_id] {
+            copy.text(Some(value));
+        }
+        copy.text(actor.client_name.as_deref());
+        for cell in cells(layer, payload) {
+            match cell {
+                Cell::Text(v) => copy.text(v.as_deref()),
+                Cell::Json(v) => copy.jsonb(v.as_ref()),
+                Cell::Int(v) => copy.int4(v),
+            }
+        }
+        if layer.is_vectorised() {
+            copy.vector(embedding.as_ref().map(|e| e.vector.as_slice()));
+            copy.text(embedding.as_ref().map(|e| e.model.as_str()));
+            copy.int4(embedding.as_ref().map(|e| e.vector.len() as i32));
+        }
+    }
+    let data = copy.finish();
+    let statement = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", layer.table(), columns.join(", "));
+    let mut sink = conn.copy_in_raw(&statement).await?;
+    sink.send(data).await?;
+    sink.finish().await?;
+
+    let sql = format!("SELECT t.id, {} FROM {} t WHERE t.id = ANY($1)", row_json(layer), layer.table());
+    let rows: Vec<(Uuid, Value)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?;
+    let mut by_id: HashMap<Uuid, Value> = rows.into_iter().collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).map(|row| present(layer, row)).collect())
 }
 
 /// One record in scope, or `None` (missing and out-of-scope look the same).
@@ -151,7 +224,7 @@ pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
     );
     let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project);
     for f in fields {
-        q = bind_field(q, f.kind, updates.get(f.key));
+        q = bind_cell(q, cell(f.kind, updates.get(f.key)));
     }
     if embedding.is_some() {
         q = bind_embedding(q, embedding);

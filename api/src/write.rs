@@ -108,10 +108,7 @@ pub async fn add_documents(state: &AppState, principal: &Principal, layer: Layer
     let embeddings = embed_payloads(state, layer, &payloads).await?;
     let detail = format!("{}_add", layer.name());
     let mut tx = state.pool.begin().await?;
-    let mut rows = Vec::with_capacity(payloads.len());
-    for (payload, embedding) in payloads.iter().zip(&embeddings) {
-        rows.push(records::insert_document(&mut tx, layer, scope, &actor, payload, embedding.as_ref()).await?);
-    }
+    let rows = records::copy_documents(&mut tx, layer, scope, &actor, &payloads, &embeddings).await?;
     let entries: Vec<access::Access<'_>> = rows.iter().map(|row| access::write_entry(layer.name(), row, &detail)).collect();
     access::record_many(&mut tx, scope, &actor, &entries).await?;
     tx.commit().await?;

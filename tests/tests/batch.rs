@@ -111,3 +111,52 @@ async fn untrusted_batches_go_to_quarantine_atomically() {
     assert_eq!(api.count("memories_semantic").await, 3);
     api.stop().await;
 }
+
+/// Batches are written with a binary COPY, single adds with INSERT: the stored rows must be
+/// the same, column for column (vectors, JSON, NULLs and defaults included).
+#[tokio::test]
+async fn batched_rows_equal_the_rows_single_adds_write() {
+    let api = TestApi::start().await;
+    let single = Token::new("t1", "single").sign();
+    let batch = Token::new("t1", "batch").sign();
+    let cases = [
+        ("semantic", "/add", json!([
+            {"content": "naïve café — 日本語, a tab\t, a bell \u{7} and \"quotes\"", "tags": ["ü", "two words", ""]},
+            {"content": "no tags at all"},
+        ])),
+        ("episodic", "/episodic/add", json!([
+            {"content": "deployed", "goal": "ship", "outcome": "shipped", "plan": ["a", "b — ü"], "tool_logs": [{"tool": "cargo", "args": [1, 2.5, null]}], "salience": 5},
+            {"content": "minimal episode"},
+        ])),
+        ("procedural", "/procedural/add", json!([
+            {"skill_name": "release", "trigger": "tag pushed", "steps": ["build", "publish"], "description": "ship it", "code_snippet": "fn main() {}\n"},
+            {"skill_name": "bare", "steps": []},
+        ])),
+        ("rag", "/rag/add", json!([
+            {"query": "what is HNSW", "external_source": "https://example.test/hnsw", "content": "a graph index"},
+            {"query": "ç", "external_source": "local", "content": "ünïcödé"},
+        ])),
+    ];
+    for (layer, route, payloads) in cases {
+        for payload in payloads.as_array().unwrap() {
+            let (s, b) = api.post(&single, route, payload.clone()).await;
+            assert_eq!(s, 201, "{layer} {payload}: {b}");
+        }
+        let (s, b) = api.post(&batch, "/batch", json!({"layer": layer, "items": payloads})).await;
+        assert_eq!(s, 201, "{layer}: {b}");
+
+        let table = format!("memories_{layer}");
+        let sql = format!(
+            "SELECT (to_jsonb(t) - 'id' - 'project_id' - 'created_at')::text AS row FROM {table} t WHERE project_id = $1 ORDER BY row"
+        );
+        let mut db = api.db().await;
+        let mut rows = Vec::new();
+        for project in ["single", "batch"] {
+            rows.push(sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone())).bind(project).fetch_all(&mut db).await.unwrap());
+        }
+        let (singles, batched) = (&rows[0], &rows[1]);
+        assert_eq!(singles.len(), 2, "{layer}");
+        assert_eq!(singles, batched, "{layer}: COPY and INSERT stored different rows");
+    }
+    api.stop().await;
+}
