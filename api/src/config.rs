@@ -51,7 +51,12 @@ pub struct Config {
     pub request_timeout: Duration,
     pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
+    /// `PINAK_EXACT_SEARCH_MAX_ROWS` and `PINAK_EXACT_SEARCH_MAX_FRACTION`: scopes this small
+    /// are searched exactly (api/src/vector_path.rs).
     pub exact_search_max_rows: i64,
+    pub exact_search_max_fraction: f64,
+    /// `PINAK_SCOPE_SIZE_TTL_SECS`: how long a pod reuses a scope's measured size (0: never).
+    pub scope_size_ttl: Duration,
     /// `PINAK_READ_LOG_SYNC_COMMIT`: commit the access and audit rows of reads durably before
     /// answering. Off by default: they commit asynchronously (see `access::log_read`).
     pub read_log_sync_commit: bool,
@@ -146,7 +151,15 @@ impl Config {
                 n @ 1..=1000 => n,
                 n => return Err(invalid("PINAK_HNSW_EF_SEARCH", &n.to_string(), "must be between 1 and 1000 (pgvector's range)")),
             },
-            exact_search_max_rows: parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 2_000)?,
+            exact_search_max_rows: match parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 2_000i64)? {
+                n if n < 0 => return Err(invalid("PINAK_EXACT_SEARCH_MAX_ROWS", &n.to_string(), "must be 0 or more")),
+                n => n,
+            },
+            exact_search_max_fraction: match parse_num(&get, "PINAK_EXACT_SEARCH_MAX_FRACTION", 0.02f64)? {
+                f if (0.0..=1.0).contains(&f) => f,
+                f => return Err(invalid("PINAK_EXACT_SEARCH_MAX_FRACTION", &f.to_string(), "must be between 0 and 1")),
+            },
+            scope_size_ttl: Duration::from_secs(parse_num(&get, "PINAK_SCOPE_SIZE_TTL_SECS", 30)?),
             read_log_sync_commit: parse_bool(&get, "PINAK_READ_LOG_SYNC_COMMIT", false)?,
             jobs_enabled: parse_bool(&get, "PINAK_JOBS", true)?,
             jobs_concurrency: match parse_num(&get, "PINAK_JOBS_CONCURRENCY", 1usize)? {

@@ -30,6 +30,7 @@ pub mod search;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;
+pub mod vector_path;
 pub mod write;
 
 use std::future::Future;

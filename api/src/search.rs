@@ -8,9 +8,9 @@
 //! * fused = w·vector + (1-w)·keyword; hits merge by id; sort by score; cut to `limit`.
 //!
 //! Every query is restricted to the caller's scope *before* ranking. The HNSW index cannot
-//! apply that filter itself, so a small project would silently lose rows; the vector path
-//! therefore picks, per layer, an exact scan when the scope holds at most
-//! `PINAK_EXACT_SEARCH_MAX_ROWS` vectors, and otherwise HNSW with relaxed iterative scans
+//! apply that filter itself, so a small project would silently lose rows; each layer's vector
+//! list therefore takes an exact scan when the scope is small (absolutely or as a share of
+//! the table; `vector_path.rs` decides), and otherwise HNSW with relaxed iterative scans
 //! (pgvector 0.8) so filtered-out candidates are replaced rather than dropped.
 //!
 //! The whole search is one SQL statement, one round trip (`hybrid_sql`); only the fusion runs
@@ -26,6 +26,7 @@ use crate::layers::Layer;
 use crate::records::{row_json, ROW_JSON};
 use crate::state::AppState;
 use crate::tenancy::Scope;
+use crate::vector_path::{Paths, VectorPath};
 
 pub const DEFAULT_VECTOR_WEIGHT: f64 = 0.5;
 const MAX_LIKE_WORDS: usize = 8;
@@ -77,39 +78,31 @@ fn keyword_like_cte(name: &str, table: &str, matches: &str, order: &str, limit: 
 const RAG_MATCH: &str = "(query ILIKE ANY($4) OR content ILIKE ANY($4) OR external_source ILIKE ANY($4))";
 const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND value ILIKE ANY($4)";
 
-/// Nearest rows of one layer within the scope (`$5` the query vector). The path is chosen by
-/// the scope's size inside the statement: a scope of fewer than `bound` rows
-/// (`PINAK_EXACT_SEARCH_MAX_ROWS` + 1) is ranked exactly by `l2_distance()`, which no index
-/// serves; a larger one goes through the HNSW index (`<->`) with the session's relaxed
-/// iterative scan (see `db.rs`), so rows removed by the scope filter are replaced rather than
-/// dropped. The branch not taken is a one-time filter and never runs.
-///
-/// Written so that even a generic plan (no parameter values) is right: the count and the
-/// exact branch walk the scope index in its own order (`created_at DESC`, LIMIT `bound`),
-/// which no sequential scan can beat, and the limits are literals, so the HNSW branch's cost
-/// is estimated for `k` rows.
-fn vector_cte(name: &str, table: &str, per_list: i64, bound: i64) -> String {
-    let scope = "t.tenant = $1 AND t.project_id = $2";
+/// Nearest rows of one layer within the scope (`$5` the query vector), by the scope's path
+/// (`vector_path`): ranked exactly by `l2_distance()`, which no index serves, so Postgres
+/// reads the scope's rows through the scope index; or through the HNSW index (`<->`) with
+/// the session's relaxed iterative scan (see `db.rs`), so rows removed by the scope filter
+/// are replaced rather than dropped. The limit is a literal, so even a generic plan costs
+/// the HNSW branch for `k` rows.
+fn vector_cte(name: &str, table: &str, per_list: i64, path: VectorPath) -> String {
+    let distance = match path {
+        VectorPath::Exact => "l2_distance(t.embedding, $5)",
+        VectorPath::Hnsw => "t.embedding <-> $5",
+    };
     format!(
-        "{name}_n AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} t WHERE {scope} ORDER BY t.created_at DESC LIMIT {bound}) s),
-         {name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
-             (SELECT e.id, l2_distance(e.embedding, $5) AS dist FROM (
-                  SELECT t.id, t.embedding FROM {table} t
-                  WHERE (SELECT n FROM {name}_n) < {bound} AND {scope} ORDER BY t.created_at DESC LIMIT {bound}) e
-              WHERE e.embedding IS NOT NULL ORDER BY 2 LIMIT {per_list})
-             UNION ALL
-             (SELECT t.id, t.embedding <-> $5 AS dist FROM {table} t
-              WHERE (SELECT n FROM {name}_n) >= {bound} AND {scope} AND t.embedding IS NOT NULL
-              ORDER BY t.embedding <-> $5 LIMIT {per_list})) s)"
+        "{name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
+             SELECT t.id, {distance} AS dist FROM {table} t
+             WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
+             ORDER BY {distance} LIMIT {per_list}) s)"
     )
 }
 
 /// The whole hybrid search as one statement (one round trip): five keyword lists of at most
-/// `per_list` rows and, with a query vector, three vector lists. Rows: (source, position,
+/// `per_list` rows and, given the vector paths, three vector lists. Rows: (source, position,
 /// distance, row JSON), where source indexes `KEYWORD_SOURCES` and then
 /// `Layer::VECTOR_LAYERS`. Parameters: $1 tenant, $2 project, $3 query text, $4 LIKE
-/// patterns, and with vectors $5 the query vector. `exact_max_rows`: see `vector_cte`.
-pub fn hybrid_sql(with_vector: bool, per_list: i64, exact_max_rows: i64) -> String {
+/// patterns, and with vectors $5 the query vector.
+pub fn hybrid_sql(paths: Option<Paths>, per_list: i64) -> String {
     let limit = per_list.to_string();
     let mut ctes = vec!["q AS (SELECT plainto_tsquery('simple', $3) AS tsq)".to_owned()];
     let mut lists: Vec<(String, Layer, bool)> = Vec::new();
@@ -122,12 +115,10 @@ pub fn hybrid_sql(with_vector: bool, per_list: i64, exact_max_rows: i64) -> Stri
         });
         lists.push((name, layer, false));
     }
-    if with_vector {
-        for (i, layer) in Layer::VECTOR_LAYERS.into_iter().enumerate() {
-            let name = format!("v{i}");
-            ctes.push(vector_cte(&name, layer.table(), per_list, exact_max_rows.saturating_add(1)));
-            lists.push((name, layer, true));
-        }
+    for (i, (layer, path)) in paths.iter().flat_map(|p| Layer::VECTOR_LAYERS.into_iter().zip(*p)).enumerate() {
+        let name = format!("v{i}");
+        ctes.push(vector_cte(&name, layer.table(), per_list, path));
+        lists.push((name, layer, true));
     }
     let selects: Vec<String> = lists
         .iter()
@@ -167,14 +158,14 @@ pub struct Candidates {
     pub vector: Vec<(Layer, Value, f64)>,
 }
 
-/// Runs the hybrid statement: `per_list` rows at most from each keyword and vector list;
-/// scopes of at most `exact_max_rows` rows are searched exactly.
-pub async fn candidates(conn: &mut PgConnection, scope: &Scope, query: &str, vector: Option<&[f32]>, per_list: i64, exact_max_rows: i64) -> Result<Candidates, sqlx::Error> {
-    // The limits are part of the text, so each (limit, bound) pair is its own prepared
-    // statement; clients use a handful of limits.
-    let sql = hybrid_sql(vector.is_some(), per_list, exact_max_rows);
+/// Runs the hybrid statement: `per_list` rows at most from each keyword list and, with a
+/// query vector, from each vector list along `paths`.
+pub async fn candidates(conn: &mut PgConnection, scope: &Scope, query: &str, vector: Option<(&[f32], Paths)>, per_list: i64) -> Result<Candidates, sqlx::Error> {
+    // The limit and the paths are part of the text, so each combination is its own prepared
+    // statement (per connection): clients use a handful of limits, and there are 8 paths.
+    let sql = hybrid_sql(vector.map(|(_, paths)| paths), per_list);
     let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(like_patterns(query));
-    if let Some(v) = vector {
+    if let Some((v, _)) = vector {
         q = q.bind(pgvector::Vector::from(v.to_vec()));
     }
     let mut rows = q.fetch_all(conn).await?;
@@ -199,7 +190,11 @@ pub async fn hybrid(state: &AppState, scope: &Scope, query: &str, limit: i64, we
     let limit = limit.clamp(1, 100);
     let qv = state.embedder.embed_one(query).await?;
     let mut conn = state.pool.acquire().await?;
-    let found = candidates(&mut conn, scope, query, qv.as_deref(), 2 * limit, state.config.exact_search_max_rows).await?;
+    let vector = match qv.as_deref() {
+        Some(v) => Some((v, state.vector_paths.paths(&mut conn, scope).await?)),
+        None => None,
+    };
+    let found = candidates(&mut conn, scope, query, vector, 2 * limit).await?;
     Ok(rank(found, weight, limit as usize))
 }
 

@@ -1,5 +1,5 @@
 //! `AppState`: what every handler shares. Nothing here is authoritative data; all state
-//! lives in Postgres, so any replica can serve any request.
+//! lives in Postgres, so any replica can serve any request (the path cache is a cost hint).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::embedding::Embedder;
 use crate::schemas::LayerSchemas;
+use crate::vector_path::{PathCache, Rule};
 
 /// Startup verification states of the contract (`verification` in readiness bodies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Inner {
     pub embedder: Embedder,
     pub verifier: TokenVerifier,
     pub schemas: LayerSchemas,
+    /// Per-scope choice of exact or HNSW vector search, cached in the pod (a cost hint only).
+    pub vector_paths: PathCache,
     verification: AtomicU8,
     db_up: AtomicBool,
 }
@@ -65,7 +68,10 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(config: Config, pool: PgPool, embedder: Embedder, verifier: TokenVerifier) -> Self {
+        let rule = Rule { max_rows: config.exact_search_max_rows, max_fraction: config.exact_search_max_fraction };
+        let vector_paths = PathCache::new(rule, config.scope_size_ttl);
         AppState(Arc::new(Inner {
+            vector_paths,
             config,
             pool,
             embedder,

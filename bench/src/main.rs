@@ -25,6 +25,7 @@ use crate::corpus::size_label;
 use crate::load::{warm_and_drive, Cell, Limits};
 use crate::report::{ms, rate, recall, Table};
 use crate::sql::{Kind, SqlSearch, MAIN_PROJECT, SMALL_PROJECT};
+use pinak_api::vector_path::Rule;
 
 const API_MAIN: &str = "API GET /memory/search (query vector by HTTP lookup)";
 const API_SMALL: &str = "API GET /memory/search (service's path choice)";
@@ -229,7 +230,7 @@ async fn run() -> Result<()> {
     // The service default (2,000 rows), lowered for small runs so that the main project (99 %)
     // always takes the HNSW path and the 1 % project the exact one.
     let exact_max = (args.size as i64 / 5).min(defaults.exact_search_max_rows);
-    let hybrid = Kind::Hybrid { ef, exact_max };
+    let hybrid = Kind::Hybrid { ef, rule: Rule { max_rows: exact_max, max_fraction: defaults.exact_search_max_fraction } };
 
     // ---------------------------------------------------------------- corpus ---
     let t = Instant::now();
@@ -369,7 +370,7 @@ async fn run() -> Result<()> {
         }
         println!("\n== filtered search, project '{SMALL_PROJECT}' ({} rows, 1 %) ==", small_members.len());
         let filtered_paths = [Kind::HnswDefault, Kind::HnswIterative(ef), Kind::Exact, hybrid];
-        for &path in &filtered_paths[..3] {
+        for path in filtered_paths {
             let mut s = SqlSearch::open(&args.database_url, &search_schema, path, SMALL_PROJECT, &shared, truth_small.clone()).await?;
             plans.push((path.label(), s.plan().await.unwrap_or_else(|e| format!("EXPLAIN failed: {e}"))));
         }
@@ -586,7 +587,7 @@ async fn run() -> Result<()> {
     ]);
     setup.row(vec![
         "API config".into(),
-        format!("release binary, PINAK_DB_POOL_SIZE={} (default), PINAK_HNSW_EF_SEARCH={ef} (default), PINAK_EXACT_SEARCH_MAX_ROWS={exact_max}, request logs at info to a file, background job worker on (default)", defaults.db_pool_size),
+        format!("release binary, PINAK_DB_POOL_SIZE={} (default), PINAK_HNSW_EF_SEARCH={ef} (default), PINAK_EXACT_SEARCH_MAX_ROWS={exact_max}, PINAK_EXACT_SEARCH_MAX_FRACTION={} (default), PINAK_SCOPE_SIZE_TTL_SECS={} (default), request logs at info to a file, background job worker on (default)", defaults.db_pool_size, defaults.exact_search_max_fraction, defaults.scope_size_ttl.as_secs()),
     ]);
     setup.row(vec![
         "store integrity".into(),
@@ -641,7 +642,10 @@ async fn run() -> Result<()> {
     for (path, plan) in &plans {
         filtered.note(format!("plan of \"{path}\": {plan}"));
     }
-    filtered.note(format!("the API takes its exact path here: the scope holds {} rows <= PINAK_EXACT_SEARCH_MAX_ROWS={exact_max}", small_members.len()));
+    filtered.note(format!(
+        "the API's rule (vector_path.rs): exact when the scope holds <= max(PINAK_EXACT_SEARCH_MAX_ROWS={exact_max}, PINAK_EXACT_SEARCH_MAX_FRACTION={} x the table's rows) vectors",
+        defaults.exact_search_max_fraction
+    ));
     error_notes(&mut filtered, &filtered_rows);
     md.push_str(&filtered.markdown());
 

@@ -13,6 +13,8 @@ use sqlx::{Connection, PgConnection};
 use crate::api::{recall, TENANT};
 use crate::corpus::Item;
 use crate::load::Op;
+use pinak_api::tenancy::Scope;
+use pinak_api::vector_path::{self, Paths, Rule};
 
 /// High half of every benchmark row id; the low half is the document index.
 pub const ID_NAMESPACE: u64 = 0x7069_6e61_6b62_656e; // "pinakben"
@@ -166,7 +168,7 @@ pub enum Kind {
     /// The API's whole search statement (`search::hybrid_sql`: five keyword lists and three
     /// vector lists, path chosen by scope size) and its fusion, with the API's session
     /// settings, but no HTTP, auth or access log: the ceiling for the API.
-    Hybrid { ef: u32, exact_max: i64 },
+    Hybrid { ef: u32, rule: Rule },
     /// pgvector alone: one layer's nearest 20 through HNSW with relaxed iterative scans.
     HnswIterative(u32),
     /// HNSW at pgvector defaults (ef_search 40, no iterative scan): the filtered-search trap.
@@ -193,9 +195,9 @@ impl Kind {
         }
     }
 
-    fn sql(&self) -> String {
+    fn sql(&self, paths: Option<Paths>) -> String {
         match self {
-            Kind::Hybrid { exact_max, .. } => pinak_api::search::hybrid_sql(true, 20, *exact_max),
+            Kind::Hybrid { .. } => pinak_api::search::hybrid_sql(paths, 20),
             _ => format!(
                 "SELECT {} AS row, s.dist FROM (
                      SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t
@@ -211,7 +213,9 @@ impl Kind {
 
 pub struct SqlSearch {
     conn: PgConnection,
-    kind: Kind,
+    /// The vector paths the API's rule picks for this scope (hybrid only), measured once as
+    /// the API's cache keeps them.
+    paths: Option<Paths>,
     sql: Arc<String>,
     project: &'static str,
     vectors: Arc<Vec<Vec<f32>>>,
@@ -235,14 +239,18 @@ impl SqlSearch {
         for s in kind.settings() {
             sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await?;
         }
-        let sql = Arc::new(kind.sql());
-        Ok(SqlSearch { conn, kind, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
+        let paths = match kind {
+            Kind::Hybrid { rule, .. } => Some(vector_path::measure(&mut conn, &Scope::new(TENANT, project), rule).await?),
+            _ => None,
+        };
+        let sql = Arc::new(kind.sql(paths));
+        Ok(SqlSearch { conn, paths, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
     }
 
     /// The plan Postgres picks for this path (first vector scan node), for the report.
     pub async fn plan(&mut self) -> Result<String> {
-        if let Kind::Hybrid { .. } = self.kind {
-            return Ok("one statement; see search.rs".into());
+        if let Some(paths) = self.paths {
+            return Ok(format!("one statement (search.rs); vector paths of semantic, episodic, procedural: {paths:?}"));
         }
         let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", self.sql)))
             .bind(TENANT)
@@ -260,9 +268,9 @@ impl Op for SqlSearch {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let q = seq % self.vectors.len();
         // k = 2 x limit, as the API asks each list for (limit 10).
-        if let Kind::Hybrid { exact_max, .. } = self.kind {
-            let scope = pinak_api::tenancy::Scope::new(TENANT, self.project);
-            let found = pinak_api::search::candidates(&mut self.conn, &scope, &self.texts[q], Some(&self.vectors[q]), 20, exact_max).await?;
+        if let Some(paths) = self.paths {
+            let scope = Scope::new(TENANT, self.project);
+            let found = pinak_api::search::candidates(&mut self.conn, &scope, &self.texts[q], Some((&self.vectors[q], paths)), 20).await?;
             let hits = pinak_api::search::rank(found, pinak_api::search::DEFAULT_VECTOR_WEIGHT, 10);
             return Ok(Some(recall(hits.iter().filter_map(|h| doc_of(&h.row)), &self.truth[q], 10)));
         }

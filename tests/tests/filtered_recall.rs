@@ -1,9 +1,13 @@
 //! The filtered-HNSW trap: a project holding ~1% of a store's vectors must get the same top-10
-//! as an exact scan, on both search paths (exact by selectivity, and HNSW with iterative scans).
+//! as an exact scan, on both search paths (exact by selectivity, and HNSW with iterative scans),
+//! and the path must follow the scope's size.
+
+use std::time::Duration;
 
 use pinak_api::layers::Layer;
 use pinak_api::search;
 use pinak_api::tenancy::Scope;
+use pinak_api::vector_path::{self, PathCache, Rule, VectorPath};
 use pinak_tests::TestApi;
 use sqlx::Row;
 
@@ -41,7 +45,7 @@ async fn exact_top10(api: &TestApi, q: &pgvector::Vector) -> Vec<String> {
         .collect()
 }
 
-async fn recall(api: &TestApi) -> f64 {
+async fn recall(api: &TestApi, path: VectorPath) -> f64 {
     let scope = Scope::new("t", "small");
     let mut db = api.db().await;
     let queries: Vec<pgvector::Vector> = sqlx::query_scalar("SELECT embedding FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 20")
@@ -52,7 +56,9 @@ async fn recall(api: &TestApi) -> f64 {
     for q in &queries {
         let exact = exact_top10(api, q).await;
         let mut conn = api.state.pool.acquire().await.unwrap();
-        let cands = search::candidates(&mut conn, &scope, "", Some(&q.to_vec()), 10, api.state.config.exact_search_max_rows).await.unwrap();
+        let paths = api.state.vector_paths.paths(&mut conn, &scope).await.unwrap();
+        assert_eq!(paths[0], path, "the configured rule picks the path");
+        let cands = search::candidates(&mut conn, &scope, "", Some((&q.to_vec(), paths)), 10).await.unwrap();
         let got: Vec<String> = cands.vector.iter().filter(|(l, ..)| *l == Layer::Semantic).map(|(_, row, _)| row["id"].as_str().unwrap().to_owned()).collect();
         assert_eq!(got.len(), 10, "the filter never silently drops rows");
         found += exact.iter().filter(|id| got.contains(id)).count();
@@ -65,46 +71,106 @@ async fn small_project_recall_matches_exact_on_both_paths() {
     // Exact path (the project is under the selectivity threshold).
     let api = TestApi::start().await;
     load(&api).await;
-    let exact_path = recall(&api).await;
+    let exact_path = recall(&api, VectorPath::Exact).await;
     assert!(exact_path >= 0.999, "exact path recall {exact_path}");
     let schema = api.schema.clone();
     api.stop().await;
     // HNSW path forced: relaxed iterative scans must keep recall high under a 1% filter.
-    let api = TestApi::builder().env("PINAK_DB_SCHEMA", &schema).env("PINAK_EXACT_SEARCH_MAX_ROWS", "0").start().await;
-    let hnsw_path = recall(&api).await;
+    let api = TestApi::builder()
+        .env("PINAK_DB_SCHEMA", &schema)
+        .env("PINAK_EXACT_SEARCH_MAX_ROWS", "0")
+        .env("PINAK_EXACT_SEARCH_MAX_FRACTION", "0")
+        .start()
+        .await;
+    let hnsw_path = recall(&api, VectorPath::Hnsw).await;
     eprintln!("recall@10 within a 1% project: exact path {exact_path:.3}, hnsw+iterative path {hnsw_path:.3}");
     assert!(hnsw_path >= 0.9, "hnsw path recall {hnsw_path}");
     api.stop().await;
 }
 
-/// The path is chosen inside the one search statement: the HNSW branch runs for the large
-/// project and is skipped for the small one, and no plan reads the table sequentially, with
-/// custom plans and with the generic plan Postgres switches a prepared statement to.
+/// Each path's statement runs the plan it names: the HNSW index for the large project only,
+/// and no plan reads the table sequentially. Checked with custom plans and with what
+/// Postgres's default plan cache mode (`auto`) runs once it has weighed the generic plan
+/// (after 5 executions): under a generic plan the exact path would read the whole table, so
+/// this guards that the custom plan stays the cheaper choice.
 #[tokio::test]
-async fn the_search_path_follows_the_scope_size_in_every_plan() {
+async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
     let api = TestApi::start().await;
     load(&api).await;
     let mut conn = api.state.pool.acquire().await.unwrap();
     let q: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1").fetch_one(&mut *conn).await.unwrap();
-    let prepare = format!("PREPARE s(text, text, text, text[], vector) AS {}", search::hybrid_sql(true, 10, 1000));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
-        for (project, hnsw_runs) in [("big", true), ("small", false)] {
-            let execute = format!("EXPLAIN (ANALYZE, COSTS OFF) EXECUTE s('t', '{project}', 'row', '{{}}', '{q}')");
-            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(execute)).fetch_all(&mut *conn).await.unwrap();
+    for (project, path) in [("big", VectorPath::Hnsw), ("small", VectorPath::Exact)] {
+        let paths = api.state.vector_paths.paths(&mut conn, &Scope::new("t", project)).await.unwrap();
+        assert_eq!(paths[0], path, "{project}");
+        let prepare = format!("PREPARE s_{project}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+        let execute = format!("EXECUTE s_{project}('t', '{project}', 'row', '{{}}', '{q}')");
+        for mode in ["force_custom_plan", "auto"] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
+            for _ in 0..8 {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
+            }
+            let explain = format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}");
+            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
             let plan_text = plan.join("\n");
             let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
             eprintln!("{mode}, {project}: {}", timing.join(", "));
-            // (A custom plan for the small project may not even contain the HNSW node.)
             let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
-            assert_eq!(ran, hnsw_runs, "{mode}, {project}:\n{plan_text}");
+            assert_eq!(ran, path == VectorPath::Hnsw, "{mode}, {project}:\n{plan_text}");
             let seq = plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
             assert!(seq.is_none(), "{mode}, {project}: {seq:?}\n{plan_text}");
         }
     }
     let iterative: String = sqlx::query_scalar("SHOW hnsw.iterative_scan").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(iterative, "relaxed_order", "pool connections carry the HNSW session settings");
+    drop(conn);
+    api.stop().await;
+}
+
+/// The rule: exact when the scope holds at most max(max_rows, max_fraction x the table's
+/// rows) vectors; and a pod reuses a measured path until its TTL runs out.
+#[tokio::test]
+async fn the_path_follows_the_scope_size_and_its_share_of_the_table() {
+    let api = TestApi::start().await;
+    load(&api).await; // 6,060 rows (ANALYZEd): 'big' 6,000, 'small' 60 (1 %)
+    let mut conn = api.state.pool.acquire().await.unwrap();
+    let (exact, hnsw) = (VectorPath::Exact, VectorPath::Hnsw);
+    let cases = [
+        ((2000, 0.02), exact, hnsw), // the defaults
+        ((0, 0.02), exact, hnsw),    // 60 <= 121 (2 % of 6,060)
+        ((0, 0.0), hnsw, hnsw),
+        ((0, 0.5), exact, hnsw), // 6,000 > 3,030
+        ((0, 1.0), exact, exact),
+        ((6000, 0.0), exact, exact), // at the limit: exact
+        ((5999, 0.0), exact, hnsw),
+        ((59, 0.0), hnsw, hnsw),
+    ];
+    for ((max_rows, max_fraction), small, big) in cases {
+        let rule = Rule { max_rows, max_fraction };
+        let got = [
+            vector_path::measure(&mut conn, &Scope::new("t", "small"), rule).await.unwrap(),
+            vector_path::measure(&mut conn, &Scope::new("t", "big"), rule).await.unwrap(),
+        ];
+        assert_eq!((got[0][0], got[1][0]), (small, big), "{rule:?}");
+        // The other vectorised layers are empty: any scope of them is exact.
+        assert_eq!(&got[1][1..], &[exact, exact], "{rule:?}");
+    }
+    // A new project is exact; once it outgrows the limit, a pod that measured it keeps the
+    // cached path until the TTL ends, and a fresh measurement switches to HNSW.
+    let rule = Rule { max_rows: 100, max_fraction: 0.0 };
+    let grow = Scope::new("t", "grow");
+    let cached = PathCache::new(rule, Duration::from_secs(3600));
+    let uncached = PathCache::new(rule, Duration::ZERO);
+    assert_eq!(cached.paths(&mut conn, &grow).await.unwrap()[0], exact);
+    sqlx::query(
+        "INSERT INTO memories_semantic (id, tenant, project_id, content, embedding)
+         SELECT gen_random_uuid(), 't', 'grow', 'row', embedding FROM memories_semantic WHERE project_id = 'big' LIMIT 101",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(cached.paths(&mut conn, &grow).await.unwrap()[0], exact, "within the TTL");
+    assert_eq!(uncached.paths(&mut conn, &grow).await.unwrap()[0], hnsw, "measured again");
     drop(conn);
     api.stop().await;
 }
