@@ -24,7 +24,7 @@ use crate::api::{ApiBatchIngest, ApiIngest, ApiMixed, ApiProcess, ApiSearch, Api
 use crate::corpus::size_label;
 use crate::load::{warm_and_drive, Cell, Limits};
 use crate::report::{ms, rate, recall, Table};
-use crate::sql::{Kind, SqlSearch, MAIN_PROJECT, SMALL_PROJECT};
+use crate::sql::{IndexVariant, Kind, SqlSearch, MAIN_PROJECT, SMALL_PROJECT};
 use pinak_api::vector_path::Rule;
 
 const API_MAIN: &str = "API GET /memory/search (query vector by HTTP lookup)";
@@ -35,6 +35,16 @@ const MIXED_PATH: &str = "API 90 % search (main) / 10 % add (another project)";
 const SWEEP_SQL: [u32; 7] = [10, 20, 40, 80, 100, 200, 400];
 const SWEEP_API: [u32; 3] = [40, 100, 200];
 const SWEEP_CONC: usize = 8;
+/// Index variants built on a copy of the store's vectors: the store's (migration) index
+/// first, as the control.
+const VARIANTS: [IndexVariant; 3] = [
+    IndexVariant { m: 16, ef_construction: 64, half: false },
+    IndexVariant { m: 32, ef_construction: 128, half: false },
+    IndexVariant { m: 16, ef_construction: 64, half: true },
+];
+const VARIANT_EF: [u32; 3] = [20, 40, 100];
+/// Above this many documents the index variants are not built (each build takes minutes).
+const VARIANT_MAX_DOCS: usize = 200_000;
 
 const USAGE: &str = "usage: pinak-bench [--size 1k|10k|100k|N] [--quick] [--database-url URL] [--api-bin PATH]
                    [--model-dir DIR] [--cache-dir DIR] [--doc FILE] [--seconds S] [--keep] [--real N]
@@ -173,7 +183,7 @@ fn cell_row(path: &str, c: &Cell) -> Vec<String> {
 
 const CELL_HEADERS: [&str; 9] = ["path", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "recall@10", "requests", "errors"];
 
-fn error_notes(t: &mut Table, rows: &[Row]) {
+fn error_notes<'a>(t: &mut Table, rows: impl IntoIterator<Item = &'a Row>) {
     for r in rows {
         if let Some(e) = &r.cell.first_error {
             t.note(format!("{} at concurrency {}: {} errors, first: {}", r.path, r.cell.conc, r.cell.errors, e.replace('|', "/")));
@@ -438,6 +448,21 @@ async fn run() -> Result<()> {
             pool_rows.push(Row { path: format!("API search, PINAK_DB_POOL_SIZE={pool}"), cell });
         }
     }
+    // Index variants: build options and halfvec, on a copy of the vectors, pgvector alone.
+    let mut variant_rows: Vec<(Row, Duration, i64, u32)> = Vec::new();
+    if corpus.docs.len() <= VARIANT_MAX_DOCS {
+        println!("\n== HNSW index variants on a copy of the vectors, pgvector alone at c={SWEEP_CONC} ==");
+        sql::create_tune_table(&args.database_url, &search_schema).await?;
+        for index in VARIANTS {
+            let (build, bytes) = sql::build_variant(&args.database_url, &search_schema, corpus.docs.len(), index).await?;
+            println!("  {}: built in {:.1} s, {:.0} MiB", index.label(), build.as_secs_f64(), bytes as f64 / 1048576.0);
+            for ef in VARIANT_EF {
+                let cell = sql_cell(Kind::Variant { ef, index }, MAIN_PROJECT, &truth_main, SWEEP_CONC).await?;
+                println!("    ef_search={ef}: {:.0} q/s, recall {}", cell.throughput(), recall(cell.recall()));
+                variant_rows.push((Row { path: index.label(), cell }, build, bytes, ef));
+            }
+        }
+    }
     let foreign_after_search = sql::foreign_vectors(&args.database_url, &search_schema).await?;
     if foreign_after_search > 0 {
         println!("WARNING: {foreign_after_search} stored vectors were rewritten by another model during the search runs; recall figures are not valid");
@@ -668,6 +693,28 @@ async fn run() -> Result<()> {
     sweep_t.note(format!("plot: docs/recall-qps-{label}.png, drawn by scripts/bench from .tools/bench/recall-qps-{label}.csv"));
     sweep_t.note("exact search is recall 1.000 (see the exact row above); the API's recall is of the fused hybrid list");
     md.push_str(&sweep_t.markdown());
+
+    let mut variants_t = Table::new(
+        format!("HNSW index variants: a copy of the vectors, pgvector alone at concurrency {SWEEP_CONC}, project '{MAIN_PROJECT}'"),
+        &["index", "build s", "index MiB", "ef_search", "req/s", "p99 ms", "recall@10"],
+    );
+    for (Row { path, cell }, build, bytes, ef) in &variant_rows {
+        variants_t.row(vec![
+            path.clone(),
+            format!("{:.1}", build.as_secs_f64()),
+            format!("{:.0}", *bytes as f64 / 1048576.0),
+            ef.to_string(),
+            rate(cell.throughput()),
+            ms(cell.pct(99.0)),
+            recall(cell.recall()),
+        ]);
+    }
+    if variant_rows.is_empty() {
+        variants_t.note(format!("not built above {VARIANT_MAX_DOCS} documents (each build takes minutes)"));
+    }
+    variants_t.note("the first variant is the store's index (migrations/0001: vector_l2_ops, pgvector's defaults m=16, ef_construction=64), rebuilt on the copy as the control; queries return ids only, so their rates are above the 'pgvector HNSW alone' rows, which render the rows");
+    error_notes(&mut variants_t, variant_rows.iter().map(|(row, ..)| row));
+    md.push_str(&variants_t.markdown());
 
     let mut pool_t = Table::new("Pool size: API search at concurrency 32", &CELL_HEADERS);
     if let Some(c) = find(&search_rows, API_MAIN, 32) {

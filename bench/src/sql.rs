@@ -150,15 +150,64 @@ pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadSta
     copy.send(buf.as_bytes()).await?;
     let rows = copy.finish().await? as usize;
     let copy_time = t.elapsed();
-    // The graph of 100k x 384 needs ~200 MB (1M: ~2 GB); below that pgvector builds far slower.
-    let mem = if docs.len() > 200_000 { "4GB" } else { "1GB" };
-    sqlx::query(sqlx::AssertSqlSafe(format!("SET maintenance_work_mem = '{mem}'"))).execute(&mut c).await?;
+    set_build_memory(&mut c, docs.len()).await?;
     let t = Instant::now();
     sqlx::query("CREATE INDEX memories_semantic_hnsw ON memories_semantic USING hnsw (embedding vector_l2_ops)").execute(&mut c).await?;
     let index = t.elapsed();
     let t = Instant::now();
     sqlx::query("VACUUM ANALYZE memories_semantic").execute(&mut c).await?;
     Ok(LoadStats { rows, copy: copy_time, index, analyze: t.elapsed() })
+}
+
+/// The graph of 100k x 384 needs ~200 MB (1M: ~2 GB); below that pgvector builds far slower.
+async fn set_build_memory(c: &mut PgConnection, rows: usize) -> Result<()> {
+    let mem = if rows > 200_000 { "4GB" } else { "1GB" };
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET maintenance_work_mem = '{mem}'"))).execute(c).await?;
+    Ok(())
+}
+
+/// An HNSW index tried on `tune`, a copy of the store's vectors: pgvector's build options and
+/// the vector type (`halfvec` stores 2 bytes a dimension instead of 4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IndexVariant {
+    pub m: u32,
+    pub ef_construction: u32,
+    pub half: bool,
+}
+
+impl IndexVariant {
+    pub fn label(&self) -> String {
+        format!("{} m={} ef_construction={}", if self.half { "halfvec" } else { "vector" }, self.m, self.ef_construction)
+    }
+
+    /// The column of `tune` and the type queries cast to.
+    fn column(&self) -> (&'static str, &'static str) {
+        if self.half { ("h", "halfvec(384)") } else { ("v", "vector(384)") }
+    }
+}
+
+/// Copies the store's vectors into `tune`: scope, `v` (vector) and `h` (halfvec).
+pub async fn create_tune_table(url: &str, schema: &str) -> Result<()> {
+    let mut c = connect(url, Some(schema)).await?;
+    sqlx::query("DROP TABLE IF EXISTS tune").execute(&mut c).await?;
+    sqlx::query("CREATE TABLE tune AS SELECT id, tenant, project_id, embedding AS v, embedding::halfvec(384) AS h FROM memories_semantic").execute(&mut c).await?;
+    sqlx::query("VACUUM ANALYZE tune").execute(&mut c).await?;
+    Ok(())
+}
+
+/// Replaces `tune`'s index by the variant's: its build time and size in bytes.
+pub async fn build_variant(url: &str, schema: &str, rows: usize, v: IndexVariant) -> Result<(Duration, i64)> {
+    let mut c = connect(url, Some(schema)).await?;
+    sqlx::query("DROP INDEX IF EXISTS tune_hnsw").execute(&mut c).await?;
+    set_build_memory(&mut c, rows).await?;
+    let (column, _) = v.column();
+    let ops = if v.half { "halfvec_l2_ops" } else { "vector_l2_ops" };
+    let sql = format!("CREATE INDEX tune_hnsw ON tune USING hnsw ({column} {ops}) WITH (m = {}, ef_construction = {})", v.m, v.ef_construction);
+    let t = Instant::now();
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+    let took = t.elapsed();
+    let size: i64 = sqlx::query_scalar("SELECT pg_relation_size('tune_hnsw')").fetch_one(&mut c).await?;
+    Ok((took, size))
 }
 
 /// How a direct-SQL search runs. The session settings are set once per connection, so each
@@ -175,6 +224,8 @@ pub enum Kind {
     HnswDefault,
     /// No index scans: the scope's rows ranked exactly.
     Exact,
+    /// pgvector alone on `tune` with one index variant (iterative scan, ids only).
+    Variant { ef: u32, index: IndexVariant },
 }
 
 impl Kind {
@@ -184,11 +235,14 @@ impl Kind {
             Kind::HnswIterative(ef) => format!("SQL: pgvector HNSW alone, one layer, iterative relaxed_order, ef_search={ef}"),
             Kind::HnswDefault => "SQL: pgvector HNSW alone, defaults (ef_search=40, no iterative scan)".into(),
             Kind::Exact => "SQL: exact scan of the scope (index scans off)".into(),
+            Kind::Variant { ef, index } => format!("SQL: pgvector HNSW alone on a copy, {}, ef_search={ef}", index.label()),
         }
     }
 
     fn settings(&self) -> Vec<String> {
         match self {
+            // `tune` has no other index: without this, small copies are scanned sequentially.
+            Kind::Variant { ef, .. } => [Kind::HnswIterative(*ef).settings(), vec!["SET enable_seqscan = off".into()]].concat(),
             Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()],
             Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
             Kind::Exact => vec!["SET enable_indexscan = off".into()],
@@ -198,6 +252,13 @@ impl Kind {
     fn sql(&self, paths: Option<Paths>) -> String {
         match self {
             Kind::Hybrid { .. } => pinak_api::search::hybrid_sql(paths, 20),
+            Kind::Variant { index, .. } => {
+                let (column, ty) = index.column();
+                format!(
+                    "SELECT jsonb_build_object('id', t.id) AS row, (t.{column} <-> $3::{ty})::float8 AS dist FROM tune t
+                     WHERE t.tenant = $1 AND t.project_id = $2 ORDER BY t.{column} <-> $3::{ty} LIMIT $4"
+                )
+            }
             _ => format!(
                 "SELECT {} AS row, s.dist FROM (
                      SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t
