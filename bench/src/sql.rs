@@ -345,3 +345,40 @@ impl Op for SqlSearch {
         Ok(Some(recall(rows.iter().filter_map(|(r, _)| doc_of(r)), &self.truth[q], 10)))
     }
 }
+
+/// The API's batch write run in-process: dummy embeddings and `records::copy_documents` of
+/// `api::BATCH` rows in one transaction, without HTTP, auth, or access and audit rows: the
+/// ceiling for `POST /batch`.
+pub struct SqlBatchIngest {
+    conn: PgConnection,
+    texts: Arc<Vec<String>>,
+}
+
+impl SqlBatchIngest {
+    pub async fn open(url: &str, schema: &str, texts: Arc<Vec<String>>) -> Result<Self> {
+        Ok(SqlBatchIngest { conn: connect(url, Some(schema)).await?, texts })
+    }
+}
+
+impl Op for SqlBatchIngest {
+    async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
+        use pinak_api::embedding::DummyEmbedder;
+        let texts: Vec<&String> = (0..crate::api::BATCH).map(|i| &self.texts[(seq * crate::api::BATCH + i) % self.texts.len()]).collect();
+        let payloads: Vec<Value> = texts.iter().map(|t| serde_json::json!({"content": t, "tags": ["bench"]})).collect();
+        let embeddings: Vec<_> = texts
+            .iter()
+            .map(|t| Some(pinak_api::records::Embedding { vector: DummyEmbedder.embed_one(t), model: DummyEmbedder::MODEL_NAME.into() }))
+            .collect();
+        let actor = pinak_api::actor::Actor {
+            agent_id: "bench-agent".into(),
+            client_id: "bench-client".into(),
+            client_name: None,
+            parent_client_id: None,
+            child_client_id: None,
+        };
+        let mut tx = self.conn.begin().await?;
+        pinak_api::records::copy_documents(&mut tx, pinak_api::layers::Layer::Semantic, &Scope::new(TENANT, "ceiling"), &actor, &payloads, &embeddings).await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+}
