@@ -80,22 +80,28 @@ const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND valu
 
 /// Nearest rows of one layer within the scope (`$5` the query vector), by the scope's path
 /// (`vector_path`): ranked exactly by `l2_distance()`, which no index serves, so Postgres
-/// reads the scope's rows through the scope index; or through the HNSW index (`<->`) with
-/// the session's relaxed iterative scan (see `db.rs`), so rows removed by the scope filter
-/// are replaced rather than dropped. The limit is a literal, so even a generic plan costs
+/// reads the scope's rows through the scope index; or through the HNSW index
+/// (`HNSW_ORDER`) with the session's relaxed iterative scan (see `db.rs`), so rows removed
+/// by the scope filter are replaced rather than dropped. The limit is a literal, so even a generic plan costs
 /// the HNSW branch for `k` rows.
 fn vector_cte(name: &str, table: &str, per_list: i64, path: VectorPath) -> String {
-    let distance = match path {
+    let order = match path {
         VectorPath::Exact => "l2_distance(t.embedding, $5)",
-        VectorPath::Hnsw => "t.embedding <-> $5",
+        VectorPath::Hnsw => HNSW_ORDER,
     };
     format!(
         "{name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
-             SELECT t.id, {distance} AS dist FROM {table} t
+             SELECT t.id, l2_distance(t.embedding, $5) AS dist FROM {table} t
              WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
-             ORDER BY {distance} LIMIT {per_list}) s)"
+             ORDER BY {order} LIMIT {per_list}) s)"
     )
 }
+
+/// The order the HNSW indexes serve: they index `embedding::halfvec(384)`
+/// (migrations/0004), so a query must sort by exactly this expression to use them. The
+/// graph walk compares half-precision values; distances and the final order within each
+/// list use the full-precision column.
+pub const HNSW_ORDER: &str = "t.embedding::halfvec(384) <-> $5::halfvec(384)";
 
 /// The whole hybrid search as one statement (one round trip): five keyword lists of at most
 /// `per_list` rows and, given the vector paths, three vector lists. Rows: (source, position,

@@ -28,7 +28,7 @@ use crate::tenancy::Scope;
 pub enum VectorPath {
     /// Every row of the scope ranked by distance (no index can serve `l2_distance()`).
     Exact,
-    /// The HNSW index (`<->`), relaxed iterative scan.
+    /// The HNSW index (`search::HNSW_ORDER`), relaxed iterative scan.
     Hnsw,
 }
 

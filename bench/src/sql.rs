@@ -121,7 +121,9 @@ pub struct LoadStats {
 /// compute its own), rebuilding the HNSW index from the migration afterwards.
 pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadStats> {
     let mut c = connect(url, Some(schema)).await?;
-    sqlx::query("DROP INDEX IF EXISTS memories_semantic_hnsw").execute(&mut c).await?;
+    // The migration's index, rebuilt as defined after the load (faster than per-row inserts).
+    let index_def: String = sqlx::query_scalar("SELECT pg_get_indexdef('memories_semantic_hnsw'::regclass)").fetch_one(&mut c).await?;
+    sqlx::query("DROP INDEX memories_semantic_hnsw").execute(&mut c).await?;
     let t = Instant::now();
     let mut copy = c
         .copy_in_raw(
@@ -152,7 +154,7 @@ pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadSta
     let copy_time = t.elapsed();
     set_build_memory(&mut c, docs.len()).await?;
     let t = Instant::now();
-    sqlx::query("CREATE INDEX memories_semantic_hnsw ON memories_semantic USING hnsw (embedding vector_l2_ops)").execute(&mut c).await?;
+    sqlx::query(sqlx::AssertSqlSafe(index_def)).execute(&mut c).await?;
     let index = t.elapsed();
     let t = Instant::now();
     sqlx::query("VACUUM ANALYZE memories_semantic").execute(&mut c).await?;
@@ -259,14 +261,17 @@ impl Kind {
                      WHERE t.tenant = $1 AND t.project_id = $2 ORDER BY t.{column} <-> $3::{ty} LIMIT $4"
                 )
             }
+            // The HNSW kinds sort by the indexed expression, as the API does; the exact scan
+            // by the full-precision distance (the recall baseline).
             _ => format!(
                 "SELECT {} AS row, s.dist FROM (
-                     SELECT t.id, t.embedding <-> $3 AS dist FROM memories_semantic t
+                     SELECT t.id, l2_distance(t.embedding, $3) AS dist FROM memories_semantic t
                      WHERE t.tenant = $1 AND t.project_id = $2 AND t.embedding IS NOT NULL
-                     ORDER BY t.embedding <-> $3 LIMIT $4) s
+                     ORDER BY {} LIMIT $4) s
                  JOIN memories_semantic t ON t.id = s.id
                  ORDER BY s.dist",
-                pinak_api::records::row_json(pinak_api::layers::Layer::Semantic)
+                pinak_api::records::row_json(pinak_api::layers::Layer::Semantic),
+                if *self == Kind::Exact { "t.embedding <-> $3".into() } else { pinak_api::search::HNSW_ORDER.replace("$5", "$3") },
             ),
         }
     }
