@@ -81,14 +81,11 @@ const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND valu
 /// Nearest rows of one layer within the scope (`$5` the query vector), by the scope's path
 /// (`vector_path`): ranked exactly by `l2_distance()`, which no index serves, so Postgres
 /// reads the scope's rows through the scope index; or through the HNSW index
-/// (`HNSW_ORDER`) with the session's relaxed iterative scan (see `db.rs`), so rows removed
+/// (`vector_order`) with the session's relaxed iterative scan (see `db.rs`), so rows removed
 /// by the scope filter are replaced rather than dropped. The limit is a literal, so even a generic plan costs
 /// the HNSW branch for `k` rows.
 fn vector_cte(name: &str, table: &str, per_list: i64, path: VectorPath) -> String {
-    let order = match path {
-        VectorPath::Exact => "l2_distance(t.embedding, $5)",
-        VectorPath::Hnsw => HNSW_ORDER,
-    };
+    let order = vector_order(path, "$5");
     format!(
         "{name} AS (SELECT id, dist, row_number() OVER (ORDER BY dist) AS pos FROM (
              SELECT t.id, l2_distance(t.embedding, $5) AS dist FROM {table} t
@@ -97,11 +94,18 @@ fn vector_cte(name: &str, table: &str, per_list: i64, path: VectorPath) -> Strin
     )
 }
 
-/// The order the HNSW indexes serve: they index `embedding::halfvec(384)`
-/// (migrations/0004), so a query must sort by exactly this expression to use them. The
-/// graph walk compares half-precision values; distances and the final order within each
-/// list use the full-precision column.
-pub const HNSW_ORDER: &str = "t.embedding::halfvec(384) <-> $5::halfvec(384)";
+/// The sort expression of a path, against the query vector `param`. An HNSW index serves
+/// only the expression it was built on: `embedding <-> v` for a full-precision graph,
+/// `embedding::halfvec(384) <-> v::halfvec(384)` for a half-precision one (migrations/0004).
+/// A half-precision walk compares half-precision values; the returned distances and the
+/// order within each list use the full-precision column.
+pub fn vector_order(path: VectorPath, param: &str) -> String {
+    match path {
+        VectorPath::Exact => format!("l2_distance(t.embedding, {param})"),
+        VectorPath::Hnsw => format!("t.embedding <-> {param}"),
+        VectorPath::HnswHalf => format!("t.embedding::halfvec(384) <-> {param}::halfvec(384)"),
+    }
+}
 
 /// The whole hybrid search as one statement (one round trip): five keyword lists of at most
 /// `per_list` rows and, given the vector paths, three vector lists. Rows: (source, position,

@@ -28,8 +28,12 @@ use crate::tenancy::Scope;
 pub enum VectorPath {
     /// Every row of the scope ranked by distance (no index can serve `l2_distance()`).
     Exact,
-    /// The HNSW index (`search::HNSW_ORDER`), relaxed iterative scan.
+    /// The layer's HNSW index over the full-precision vectors (`vector_l2_ops`), relaxed
+    /// iterative scan.
     Hnsw,
+    /// The layer's HNSW index over half-precision copies (`halfvec_l2_ops` on
+    /// `embedding::halfvec(384)`, what migrations/0004 builds), relaxed iterative scan.
+    HnswHalf,
 }
 
 /// The paths of `Layer::VECTOR_LAYERS`, in that order.
@@ -46,9 +50,11 @@ pub struct Rule {
 const MAX_ENTRIES: usize = 10_000;
 
 /// One statement: per layer, the table's row estimate (`pg_class.reltuples`, kept by
-/// autovacuum; -1 before the first ANALYZE) turned into the exact-path limit, and the scope's
-/// rows counted on the scope index up to one past that limit. $1 tenant, $2 project,
-/// $3 `max_rows`, $4 `max_fraction`.
+/// autovacuum; -1 before the first ANALYZE) turned into the exact-path limit, the scope's
+/// rows counted on the scope index up to one past that limit, and the form of the layer's
+/// HNSW index `<table>_hnsw` (half precision or not: a store's index may be rebuilt either
+/// way, and a query must use the indexed expression). $1 tenant, $2 project, $3 `max_rows`,
+/// $4 `max_fraction`.
 static MEASURE_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<String> = Layer::VECTOR_LAYERS
         .iter()
@@ -62,20 +68,34 @@ static MEASURE_SQL: LazyLock<String> = LazyLock::new(|| {
             )
         })
         .collect();
-    let picks: Vec<String> = (0..Layer::VECTOR_LAYERS.len()).map(|i| format!("(SELECT n FROM n{i}) <= (SELECT lim FROM l{i})")).collect();
+    let picks: Vec<String> = Layer::VECTOR_LAYERS
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            format!(
+                "(SELECT n FROM n{i}) <= (SELECT lim FROM l{i}), coalesce(pg_get_indexdef(to_regclass('{}_hnsw')) LIKE '%halfvec_l2_ops%', false)",
+                layer.table()
+            )
+        })
+        .collect();
     format!("WITH {} SELECT {}", columns.join(",\n"), picks.join(", "))
 });
 
 /// Counts the scope's rows and applies `rule` (one round trip).
 pub async fn measure(conn: &mut PgConnection, scope: &Scope, rule: Rule) -> Result<Paths, sqlx::Error> {
-    let (a, b, c): (bool, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(MEASURE_SQL.as_str()))
+    let row: (bool, bool, bool, bool, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(MEASURE_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
         .bind(rule.max_rows)
         .bind(rule.max_fraction)
         .fetch_one(conn)
         .await?;
-    Ok([a, b, c].map(|exact| if exact { VectorPath::Exact } else { VectorPath::Hnsw }))
+    let path = |exact: bool, half: bool| match (exact, half) {
+        (true, _) => VectorPath::Exact,
+        (false, true) => VectorPath::HnswHalf,
+        (false, false) => VectorPath::Hnsw,
+    };
+    Ok([path(row.0, row.1), path(row.2, row.3), path(row.4, row.5)])
 }
 
 /// The pod's cache of measured paths, keyed by scope.

@@ -14,7 +14,8 @@ use crate::api::{recall, TENANT};
 use crate::corpus::Item;
 use crate::load::Op;
 use pinak_api::tenancy::Scope;
-use pinak_api::vector_path::{self, Paths, Rule};
+use pinak_api::search::vector_order;
+use pinak_api::vector_path::{self, Paths, Rule, VectorPath};
 
 /// High half of every benchmark row id; the low half is the document index.
 pub const ID_NAMESPACE: u64 = 0x7069_6e61_6b62_656e; // "pinakben"
@@ -271,7 +272,8 @@ impl Kind {
                  JOIN memories_semantic t ON t.id = s.id
                  ORDER BY s.dist",
                 pinak_api::records::row_json(pinak_api::layers::Layer::Semantic),
-                if *self == Kind::Exact { "t.embedding <-> $3".into() } else { pinak_api::search::HNSW_ORDER.replace("$5", "$3") },
+                // The bench store's index is what the migrations build (half precision).
+                vector_order(if *self == Kind::Exact { VectorPath::Exact } else { VectorPath::HnswHalf }, "$3"),
             ),
         }
     }

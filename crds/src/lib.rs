@@ -458,8 +458,10 @@ pub struct IndexSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub ef_search: i32,
 
-    /// Index half-precision vectors (`halfvec`): half the index size, slightly lower recall.
-    #[serde(default)]
+    /// Build the HNSW graph over half-precision copies of the vectors (`halfvec`; the stored
+    /// vectors and returned distances stay full precision). Measured at 100k: index 43 %
+    /// smaller, 30-50 % more queries per second, recall@10 within 0.003 (docs/performance.md).
+    #[serde(default = "default_true")]
     pub halfvec: bool,
 }
 
@@ -469,7 +471,7 @@ impl Default for IndexSpec {
             m: default_m(),
             ef_construction: default_ef_construction(),
             ef_search: default_ef_search(),
-            halfvec: false,
+            halfvec: true,
         }
     }
 }
@@ -739,8 +741,12 @@ fn default_m() -> i32 {
 fn default_ef_construction() -> i32 {
     64
 }
+/// The API's default (`PINAK_HNSW_EF_SEARCH`): recall@10 0.985 at 100k, where 40 gives 0.959.
 fn default_ef_search() -> i32 {
-    40
+    100
+}
+fn default_true() -> bool {
+    true
 }
 fn default_replicas() -> i32 {
     2

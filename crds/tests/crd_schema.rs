@@ -227,7 +227,7 @@ fn example_deserialises_with_defaults() {
             spec.index.ef_search,
             spec.index.halfvec
         ),
-        (16, 64, 40, false)
+        (16, 64, 100, true)
     );
     assert_eq!(spec.api.replicas, 2);
     assert!(spec.api.autoscaling.is_none());

@@ -82,43 +82,57 @@ async fn small_project_recall_matches_exact_on_both_paths() {
         .env("PINAK_EXACT_SEARCH_MAX_FRACTION", "0")
         .start()
         .await;
-    let hnsw_path = recall(&api, VectorPath::Hnsw).await;
+    let hnsw_path = recall(&api, VectorPath::HnswHalf).await;
     eprintln!("recall@10 within a 1% project: exact path {exact_path:.3}, hnsw+iterative path {hnsw_path:.3}");
     assert!(hnsw_path >= 0.9, "hnsw path recall {hnsw_path}");
     api.stop().await;
 }
 
-/// Each path's statement runs the plan it names: the HNSW index for the large project only,
-/// and no plan reads the table sequentially. Checked with custom plans and with what
-/// Postgres's default plan cache mode (`auto`) runs once it has weighed the generic plan
-/// (after 5 executions): under a generic plan the exact path would read the whole table, so
-/// this guards that the custom plan stays the cheaper choice.
+/// Each path's statement runs the plan it names: the HNSW index for the large project only
+/// (whichever form the index has: the half-precision graph the migrations build, or a
+/// full-precision one), and no plan reads the table sequentially. Checked with custom plans
+/// and with what Postgres's default plan cache mode (`auto`) runs once it has weighed the
+/// generic plan (after 5 executions): under a generic plan the exact path would read the
+/// whole table, so this guards that the custom plan stays the cheaper choice.
 #[tokio::test]
 async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
     let api = TestApi::start().await;
     load(&api).await;
     let mut conn = api.state.pool.acquire().await.unwrap();
     let q: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1").fetch_one(&mut *conn).await.unwrap();
-    for (project, path) in [("big", VectorPath::Hnsw), ("small", VectorPath::Exact)] {
-        let paths = api.state.vector_paths.paths(&mut conn, &Scope::new("t", project)).await.unwrap();
-        assert_eq!(paths[0], path, "{project}");
-        let prepare = format!("PREPARE s_{project}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-        let execute = format!("EXECUTE s_{project}('t', '{project}', 'row', '{{}}', '{q}')");
-        for mode in ["force_custom_plan", "auto"] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
-            for _ in 0..8 {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
+    let rule = Rule { max_rows: api.state.config.exact_search_max_rows, max_fraction: api.state.config.exact_search_max_fraction };
+    for (form, hnsw) in [("halfvec", VectorPath::HnswHalf), ("vector", VectorPath::Hnsw)] {
+        if form == "vector" {
+            sqlx::raw_sql(
+                "DROP INDEX memories_semantic_hnsw;
+                 CREATE INDEX memories_semantic_hnsw ON memories_semantic USING hnsw (embedding vector_l2_ops)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        for (project, path) in [("big", hnsw), ("small", VectorPath::Exact)] {
+            let paths = vector_path::measure(&mut conn, &Scope::new("t", project), rule).await.unwrap();
+            assert_eq!(paths[0], path, "{form} index, {project}");
+            let name = format!("s_{form}_{project}");
+            let prepare = format!("PREPARE {name}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+            let execute = format!("EXECUTE {name}('t', '{project}', 'row', '{{}}', '{q}')");
+            for mode in ["force_custom_plan", "auto"] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
+                for _ in 0..8 {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
+                }
+                let explain = format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}");
+                let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
+                let plan_text = plan.join("\n");
+                let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
+                eprintln!("{form} index, {mode}, {project}: {}", timing.join(", "));
+                let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
+                assert_eq!(ran, path == hnsw, "{form} index, {mode}, {project}:\n{plan_text}");
+                let seq = plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
+                assert!(seq.is_none(), "{form} index, {mode}, {project}: {seq:?}\n{plan_text}");
             }
-            let explain = format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}");
-            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
-            let plan_text = plan.join("\n");
-            let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
-            eprintln!("{mode}, {project}: {}", timing.join(", "));
-            let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
-            assert_eq!(ran, path == VectorPath::Hnsw, "{mode}, {project}:\n{plan_text}");
-            let seq = plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
-            assert!(seq.is_none(), "{mode}, {project}: {seq:?}\n{plan_text}");
         }
     }
     let iterative: String = sqlx::query_scalar("SHOW hnsw.iterative_scan").fetch_one(&mut *conn).await.unwrap();
@@ -134,7 +148,7 @@ async fn the_path_follows_the_scope_size_and_its_share_of_the_table() {
     let api = TestApi::start().await;
     load(&api).await; // 6,060 rows (ANALYZEd): 'big' 6,000, 'small' 60 (1 %)
     let mut conn = api.state.pool.acquire().await.unwrap();
-    let (exact, hnsw) = (VectorPath::Exact, VectorPath::Hnsw);
+    let (exact, hnsw) = (VectorPath::Exact, VectorPath::HnswHalf);
     let cases = [
         ((2000, 0.02), exact, hnsw), // the defaults
         ((0, 0.02), exact, hnsw),    // 60 <= 121 (2 % of 6,060)
