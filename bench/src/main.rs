@@ -8,6 +8,7 @@
 
 mod api;
 mod corpus;
+mod cpu;
 mod load;
 mod report;
 mod sql;
@@ -354,6 +355,8 @@ async fn run() -> Result<()> {
     let mut mixed_rows: Vec<Row> = Vec::new();
     let mut sweep: Vec<(&str, u32, Cell)> = Vec::new();
     let mut pool_rows: Vec<Row> = Vec::new();
+    // (path, req/s, cores used by the API process, Postgres, pinak-bench)
+    let mut cpu_rows: Vec<(String, f64, (f64, f64, f64))> = Vec::new();
     let token_mixed = Arc::new(api::token("mixed"));
     let mut filtered_rows: Vec<Row> = Vec::new();
     let mut plans: Vec<(String, String)> = Vec::new();
@@ -377,12 +380,20 @@ async fn run() -> Result<()> {
         for conc in [1usize, 8, 32] {
             let paths: &[Kind] = if conc == 1 { &[hybrid, Kind::HnswIterative(ef), Kind::Exact] } else { &[hybrid, Kind::HnswIterative(ef)] };
             for &path in paths {
+                let before = cpu::Snapshot::take(Some(p.pid()));
                 let cell = sql_cell(path, MAIN_PROJECT, &truth_main, conc).await?;
+                if conc == SWEEP_CONC && path == hybrid {
+                    cpu_rows.push((path.label(), cell.throughput(), cpu::Snapshot::take(Some(p.pid())).cores_since(&before)));
+                }
                 println!("  {} c={conc}: {:.0} q/s, p99 {:.2} ms, recall {}", path.label(), cell.throughput(), cell.pct(99.0), recall(cell.recall()));
                 search_rows.push(Row { path: path.label(), cell });
             }
             let workers = (0..conc).map(|_| ApiSearch::new(&p.base, token_main.clone(), &query_texts, truth_main.clone())).collect();
+            let before = cpu::Snapshot::take(Some(p.pid()));
             let (cell, _) = warm_and_drive(workers, limits, warm).await;
+            if conc == SWEEP_CONC {
+                cpu_rows.push((API_MAIN.into(), cell.throughput(), cpu::Snapshot::take(Some(p.pid())).cores_since(&before)));
+            }
             println!("  API c={conc}: {:.0} q/s, p99 {:.2} ms, recall {}, errors {}", cell.throughput(), cell.pct(99.0), recall(cell.recall()), cell.errors);
             search_rows.push(Row { path: API_MAIN.into(), cell });
         }
@@ -673,6 +684,18 @@ async fn run() -> Result<()> {
         }
     }
     md.push_str(&ratio.markdown());
+
+    let mut cpu_t = Table::new(
+        format!("Where the CPU goes: milliseconds of CPU per request at concurrency {SWEEP_CONC}, project '{MAIN_PROJECT}'"),
+        &["path", "req/s", "API process", "PostgreSQL", "pinak-bench", "total", "cores busy"],
+    );
+    for (path, per_s, (api_cores, pg_cores, bench_cores)) in &cpu_rows {
+        let per_request = |cores: f64| format!("{:.2}", 1000.0 * cores / per_s.max(1e-9));
+        let total = api_cores + pg_cores + bench_cores;
+        cpu_t.row(vec![path.clone(), rate(*per_s), per_request(*api_cores), per_request(*pg_cores), per_request(*bench_cores), per_request(total), format!("{total:.2}")]);
+    }
+    cpu_t.note("user + system time from /proc/<pid>/stat around each measurement (warm-up included), divided by the requests per second; PostgreSQL = every postgres process; pinak-bench = the load generator and, for the API row, the loopback embeddings endpoint the API asks for each query vector");
+    md.push_str(&cpu_t.markdown());
 
     let mut filtered = Table::new(format!("Filtered search: project '{SMALL_PROJECT}' holds {} rows (1 %), k=10", small_members.len()), &CELL_HEADERS);
     for r in &filtered_rows {
