@@ -25,11 +25,15 @@ pub fn connect_options(cfg: &Config) -> Result<PgConnectOptions, sqlx::Error> {
 }
 
 /// A lazy pool: the service starts (and answers liveness) while the database is down and
-/// connects when it comes back.
+/// connects when it comes back. Connections are not pinged before each use: a search takes
+/// three of them from the pool (revocation check, search, read log), and the pings cost as
+/// much Postgres CPU as those statements' own round trips. A connection the database dropped
+/// fails its next statement instead, is discarded, and the pool opens a fresh one.
 pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(cfg.db_pool_size)
         .min_connections(0)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(connect_options(cfg)?))
 }
