@@ -162,6 +162,13 @@ pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadSta
     Ok(LoadStats { rows, copy: copy_time, index, analyze: t.elapsed() })
 }
 
+/// VACUUM ANALYZE of the store's semantic table (merges GIN pending lists, drops dead rows).
+pub async fn vacuum_semantic(url: &str, schema: &str) -> Result<()> {
+    let mut c = connect(url, Some(schema)).await?;
+    sqlx::query("VACUUM ANALYZE memories_semantic").execute(&mut c).await?;
+    Ok(())
+}
+
 /// The graph of 100k x 384 needs ~200 MB (1M: ~2 GB); below that pgvector builds far slower.
 async fn set_build_memory(c: &mut PgConnection, rows: usize) -> Result<()> {
     let mem = if rows > 200_000 { "4GB" } else { "1GB" };
