@@ -433,7 +433,13 @@ async fn run() -> Result<()> {
         // The mixed run's adds sit in the full-text index's pending list (GIN fastupdate) until
         // a vacuum merges them, and every full-text query reads that list: vacuum, so the
         // runs below start from the table the runs above measured.
+        let pending = sql_cell(hybrid, MAIN_PROJECT, &truth_main, SWEEP_CONC).await?;
+        println!("  statement c={SWEEP_CONC} after the mixed run's adds: {:.0} q/s", pending.throughput());
+        mixed_rows.push(Row { path: format!("{}, after the mixed runs' adds", hybrid.label()), cell: pending });
         sql::vacuum_semantic(&args.database_url, &search_schema).await?;
+        let vacuumed = sql_cell(hybrid, MAIN_PROJECT, &truth_main, SWEEP_CONC).await?;
+        println!("  statement c={SWEEP_CONC} after VACUUM: {:.0} q/s", vacuumed.throughput());
+        mixed_rows.push(Row { path: format!("{}, after VACUUM", hybrid.label()), cell: vacuumed });
 
         println!("\n== recall vs throughput: ef_search sweep at c={SWEEP_CONC} ==");
         for ef in SWEEP_SQL {
@@ -721,6 +727,7 @@ async fn run() -> Result<()> {
         mixed.row(cell_row(&r.path, &r.cell));
     }
     mixed.note("every 10th request adds a corpus sentence to project 'mixed' of the same store (same table, HNSW, GIN and B-tree indexes); the others search project 'main'; recall is over the searches, latency over both");
+    mixed.note("the two SQL rows: the API's statement on 'main' right after the mixed runs (their adds wait in the GIN indexes' pending lists, which every full-text query reads, until a vacuum or the list's size limit merges them), then after VACUUM ANALYZE");
     error_notes(&mut mixed, &mixed_rows);
     md.push_str(&mixed.markdown());
 
