@@ -18,6 +18,16 @@ async fn migration_creates_store_schema_with_hnsw_and_fts_indexes() {
     assert_eq!(hnsw, vec!["memories_episodic_hnsw", "memories_procedural_hnsw", "memories_semantic_hnsw"]);
     let gin: Vec<String> = sqlx::query_scalar(by_method).bind(&api.schema).bind("gin").fetch_all(&mut db).await.unwrap();
     assert_eq!(gin.len(), 5, "one full-text index per searchable layer: {gin:?}");
+    // No pending lists (migrations/0005): every full-text query would read them.
+    let pending: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam
+         WHERE c.relkind = 'i' AND n.nspname = $1 AND a.amname = 'gin' AND NOT coalesce('fastupdate=off' = ANY(c.reloptions), false)",
+    )
+    .bind(&api.schema)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(pending, Vec::<String>::new(), "GIN indexes with fastupdate on");
     // Every timestamp column is timestamptz.
     let naive: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND data_type = 'timestamp without time zone'",
