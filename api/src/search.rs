@@ -82,8 +82,8 @@ const WORKING_MATCH: &str = "(expires_at IS NULL OR expires_at > now()) AND valu
 /// (`vector_path`): ranked exactly by `l2_distance()`, which no index serves, so Postgres
 /// reads the scope's rows through the scope index; or through the HNSW index
 /// (`vector_order`) with the session's relaxed iterative scan (see `db.rs`), so rows removed
-/// by the scope filter are replaced rather than dropped. The limit is a literal, so even a generic plan costs
-/// the HNSW branch for `k` rows.
+/// by the scope filter are replaced rather than dropped. The limit is a literal, so even a
+/// generic plan costs the HNSW branch for `k` rows.
 fn vector_cte(name: &str, table: &str, per_list: i64, path: VectorPath) -> String {
     let order = vector_order(path, "$5");
     format!(

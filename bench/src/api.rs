@@ -289,6 +289,12 @@ impl Op for ApiIngest {
 /// Memories per `POST /api/v1/memory/batch` request in the batch-ingest workload.
 pub const BATCH: usize = 100;
 
+/// The `seq`-th batch of the batch-ingest workload: `BATCH` semantic add bodies of corpus
+/// texts. The API workload and its in-process ceiling (`sql::SqlBatchIngest`) write the same.
+pub fn batch_items(texts: &[String], seq: usize) -> Vec<Value> {
+    (0..BATCH).map(|i| json!({"content": texts[(seq * BATCH + i) % texts.len()], "tags": ["bench"]})).collect()
+}
+
 /// `POST /api/v1/memory/batch` (semantic layer), `BATCH` corpus texts per request.
 pub struct ApiBatchIngest {
     pub client: reqwest::Client,
@@ -299,7 +305,7 @@ pub struct ApiBatchIngest {
 
 impl Op for ApiBatchIngest {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
-        let items: Vec<Value> = (0..BATCH).map(|i| json!({"content": self.texts[(seq * BATCH + i) % self.texts.len()], "tags": ["bench"]})).collect();
+        let items = batch_items(&self.texts, seq);
         let r = self.client.post(&self.url).bearer_auth(self.token.as_str()).json(&json!({"layer": "semantic", "items": items})).send().await?;
         let status = r.status();
         let body = r.bytes().await?;

@@ -377,11 +377,11 @@ impl SqlBatchIngest {
 impl Op for SqlBatchIngest {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         use pinak_api::embedding::DummyEmbedder;
-        let texts: Vec<&String> = (0..crate::api::BATCH).map(|i| &self.texts[(seq * crate::api::BATCH + i) % self.texts.len()]).collect();
-        let payloads: Vec<Value> = texts.iter().map(|t| serde_json::json!({"content": t, "tags": ["bench"]})).collect();
-        let embeddings: Vec<_> = texts
+        let payloads = crate::api::batch_items(&self.texts, seq);
+        // The dummy backend embeds the semantic layer's text: its content.
+        let embeddings: Vec<_> = payloads
             .iter()
-            .map(|t| Some(pinak_api::records::Embedding { vector: DummyEmbedder.embed_one(t), model: DummyEmbedder::MODEL_NAME.into() }))
+            .map(|p| Some(pinak_api::records::Embedding { vector: DummyEmbedder.embed_one(p["content"].as_str().unwrap_or_default()), model: DummyEmbedder::MODEL_NAME.into() }))
             .collect();
         let actor = pinak_api::actor::Actor {
             agent_id: "bench-agent".into(),
