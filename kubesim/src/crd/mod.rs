@@ -1,0 +1,3 @@
+//! Custom resources: what a CRD's structural schema does to the objects it serves.
+
+pub mod schema;
