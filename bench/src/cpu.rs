@@ -54,7 +54,11 @@ impl Snapshot {
     /// Cores each group used on average since `earlier`: (API, Postgres, pinak-bench).
     pub fn cores_since(&self, earlier: &Snapshot) -> (f64, f64, f64) {
         let wall = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
-        ((self.api - earlier.api) / wall, (self.postgres - earlier.postgres) / wall, (self.bench - earlier.bench) / wall)
+        (
+            (self.api - earlier.api) / wall,
+            (self.postgres - earlier.postgres) / wall,
+            (self.bench - earlier.bench) / wall,
+        )
     }
 }
 
