@@ -217,18 +217,18 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> AppResult<Pr
     else {
         return Err(AppError::forbidden("Tenant or project missing in token"));
     };
-    if let Some(pinned) = &state.config.tenant {
-        if pinned != &tenant {
-            return Err(AppError::forbidden("Tenant not served by this store"));
-        }
+    if let Some(pinned) = &state.config.tenant
+        && pinned != &tenant
+    {
+        return Err(AppError::forbidden("Tenant not served by this store"));
     }
     let client_id = claim_str(&claims, &["client_id", "cid"]);
     let parent_client_id = claim_str(&claims, &["parent_client_id", "parent_client"]);
     let child_client_id = claim_str(&claims, &["child_client_id"]);
-    if let (Some(a), Some(b)) = (header(headers, "x-pinak-child-id"), header(headers, "x-pinak-child-client-id")) {
-        if a != b {
-            return Err(AppError::forbidden("Conflicting child identity headers"));
-        }
+    if let (Some(a), Some(b)) = (header(headers, "x-pinak-child-id"), header(headers, "x-pinak-child-client-id"))
+        && a != b
+    {
+        return Err(AppError::forbidden("Conflicting child identity headers"));
     }
     check_identity_header(headers, "x-pinak-client-id", &client_id)?;
     check_identity_header(headers, "x-pinak-parent-client-id", &parent_client_id)?;

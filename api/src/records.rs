@@ -69,11 +69,11 @@ fn bind_embedding<'q>(q: Scalar<'q>, e: Option<&Embedding>) -> Scalar<'q> {
 
 /// Renders a stored row for clients: JSON columns decoded, and episodic `tool_logs` = `steps`.
 pub fn present(layer: Layer, mut row: Value) -> Value {
-    if layer == Layer::Episodic {
-        if let Some(obj) = row.as_object_mut() {
-            let steps = obj.get("steps").cloned().unwrap_or(Value::Null);
-            obj.insert("tool_logs".into(), steps);
-        }
+    if layer == Layer::Episodic
+        && let Some(obj) = row.as_object_mut()
+    {
+        let steps = obj.get("steps").cloned().unwrap_or(Value::Null);
+        obj.insert("tool_logs".into(), steps);
     }
     row
 }

@@ -17,6 +17,7 @@
 //! here. The HNSW settings are session settings of every pooled connection (`db.rs`).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::LazyLock;
 
 use serde_json::{Value, json};
@@ -253,9 +254,9 @@ pub fn fuse(keyword: Vec<(Layer, Value)>, vector: Vec<(Layer, Value, f64)>, weig
     let mut hits: HashMap<String, (Layer, Value, f64, f64)> = HashMap::new();
     for (i, (layer, row)) in keyword.into_iter().enumerate() {
         let id = id_of(&row);
-        if !hits.contains_key(&id) {
-            order.push(id.clone());
-            hits.insert(id, (layer, row, 1.0 - i as f64 / n, 0.0));
+        if let Entry::Vacant(slot) = hits.entry(id.clone()) {
+            order.push(id);
+            slot.insert((layer, row, 1.0 - i as f64 / n, 0.0));
         }
     }
     for (layer, row, score) in vector {

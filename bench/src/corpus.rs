@@ -148,9 +148,9 @@ fn best_prefix(cache: &Path, order: &[String], want: usize) -> Vec<Item> {
 }
 
 pub fn size_label(n: usize) -> String {
-    if n % 1_000_000 == 0 {
+    if n.is_multiple_of(1_000_000) {
         format!("{}m", n / 1_000_000)
-    } else if n % 1000 == 0 {
+    } else if n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()

@@ -705,7 +705,7 @@ async fn run() -> Result<()> {
             live: vec![],
             search: vec![],
         };
-        for i in 0..reps {
+        for (i, query) in query_texts.iter().enumerate().take(reps) {
             let schema = format!("bench_cold_{run_id}_{i}");
             let mut p = ApiProcess::spawn(ApiSpec {
                 bin: &args.api_bin,
@@ -717,7 +717,7 @@ async fn run() -> Result<()> {
                 log: log("api-cold"),
             })
             .await?;
-            let s = p.first_search(&token_main, &query_texts[i]).await?;
+            let s = p.first_search(&token_main, query).await?;
             fresh.live.push(p.live_after.as_secs_f64() * 1000.0);
             fresh.search.push(s.as_secs_f64() * 1000.0);
             p.stop();
@@ -733,7 +733,7 @@ async fn run() -> Result<()> {
                 log: log("api-cold"),
             })
             .await?;
-            let s = p.first_search(&token_main, &query_texts[i]).await?;
+            let s = p.first_search(&token_main, query).await?;
             restart.live.push(p.live_after.as_secs_f64() * 1000.0);
             restart.search.push(s.as_secs_f64() * 1000.0);
             p.stop();
@@ -750,7 +750,7 @@ async fn run() -> Result<()> {
                     log: log("api-cold"),
                 })
                 .await?;
-                let s = p.first_search(&token_main, &query_texts[i]).await?;
+                let s = p.first_search(&token_main, query).await?;
                 local.live.push(p.live_after.as_secs_f64() * 1000.0);
                 local.search.push(s.as_secs_f64() * 1000.0);
                 if i == 0

@@ -31,7 +31,7 @@ pub fn doc_id(i: usize) -> uuid::Uuid {
 
 /// Every 100th document belongs to the small project (1 % of rows), the rest to main.
 pub fn project_of(i: usize) -> &'static str {
-    if i % 100 == 0 { SMALL_PROJECT } else { MAIN_PROJECT }
+    if i.is_multiple_of(100) { SMALL_PROJECT } else { MAIN_PROJECT }
 }
 
 pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgConnection> {

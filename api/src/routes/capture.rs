@@ -177,7 +177,7 @@ fn validate_envelope(m: &Map<String, Value>) -> AppResult<()> {
     if !m.get("sequence").is_some_and(Value::is_u64) {
         return Err(schema_violation("sequence"));
     }
-    if !m.get("client_ts").and_then(Value::as_str).is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()) {
+    if m.get("client_ts").and_then(Value::as_str).is_none_or(|s| chrono::DateTime::parse_from_rfc3339(s).is_err()) {
         return Err(schema_violation("client_ts"));
     }
     let enums: [(&str, &[&str]); 4] = [

@@ -74,9 +74,7 @@ fn operation(op: &Op) -> Value {
         Body::None => None,
         Body::AnyObject => Some(json!({ "type": "object" })),
         Body::Fields(fields) => Some(object_schema(fields)),
-        Body::Layer(layer, extra) if extra.is_empty() => {
-            Some(json!({ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) }))
-        }
+        Body::Layer(layer, []) => Some(json!({ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) })),
         Body::Layer(layer, extra) => Some(
             json!({ "allOf": [{ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) }, object_schema(extra)] }),
         ),
