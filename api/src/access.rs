@@ -30,7 +30,12 @@ pub async fn record(conn: &mut PgConnection, scope: &Scope, actor: &Actor, a: Ac
 
 /// Access rows and their audit links for a batch of events by one actor in one scope, in
 /// one statement.
-pub async fn record_many(conn: &mut PgConnection, scope: &Scope, actor: &Actor, entries: &[Access<'_>]) -> Result<(), sqlx::Error> {
+pub async fn record_many(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    entries: &[Access<'_>],
+) -> Result<(), sqlx::Error> {
     record_statement(conn, scope, actor, entries, RECORD_SQL).await
 }
 
@@ -45,9 +50,16 @@ macro_rules! record_insert {
 }
 const RECORD_SQL: &str = concat!(record_insert!(), " SELECT audit_append($1, $15, $16)");
 /// The same as its own transaction, committed without waiting for the WAL flush.
-const RECORD_ASYNC_SQL: &str = concat!(record_insert!(), " SELECT set_config('synchronous_commit', 'off', true), audit_append($1, $15, $16)");
+const RECORD_ASYNC_SQL: &str =
+    concat!(record_insert!(), " SELECT set_config('synchronous_commit', 'off', true), audit_append($1, $15, $16)");
 
-async fn record_statement(conn: &mut PgConnection, scope: &Scope, actor: &Actor, entries: &[Access<'_>], sql: &'static str) -> Result<(), sqlx::Error> {
+async fn record_statement(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    entries: &[Access<'_>],
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
     fn status<'a>(a: &Access<'a>) -> &'a str {
         if a.status.is_empty() { "ok" } else { a.status }
     }
@@ -89,11 +101,25 @@ async fn record_statement(conn: &mut PgConnection, scope: &Scope, actor: &Actor,
 /// The access entry of a successful write of `row` to `layer`.
 pub fn write_entry<'a>(layer: &'a str, row: &serde_json::Value, detail: &'a str) -> Access<'a> {
     let memory_id = row["id"].as_str().map(String::from);
-    Access { event_type: "write", layer: Some(layer), memory_id, status: "ok", detail: Some(detail), ..Default::default() }
+    Access {
+        event_type: "write",
+        layer: Some(layer),
+        memory_id,
+        status: "ok",
+        detail: Some(detail),
+        ..Default::default()
+    }
 }
 
 /// The access (and audit) row of a successful write of `row` to `layer`.
-pub async fn record_write(conn: &mut PgConnection, scope: &Scope, actor: &Actor, layer: &str, row: &serde_json::Value, detail: &str) -> Result<(), sqlx::Error> {
+pub async fn record_write(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    layer: &str,
+    row: &serde_json::Value,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
     record(conn, scope, actor, write_entry(layer, row, detail)).await
 }
 

@@ -75,7 +75,12 @@ pub fn chain_hash(prev_hash: &str, event_type: &str, payload: &Value, ts: DateTi
     hex::encode(h.finalize())
 }
 
-pub async fn append(conn: &mut PgConnection, tenant: &str, event_type: &str, payload: &Value) -> Result<(), sqlx::Error> {
+pub async fn append(
+    conn: &mut PgConnection,
+    tenant: &str,
+    event_type: &str,
+    payload: &Value,
+) -> Result<(), sqlx::Error> {
     append_many(conn, tenant, &[(event_type.to_owned(), payload.clone())]).await
 }
 
@@ -83,7 +88,12 @@ pub async fn append(conn: &mut PgConnection, tenant: &str, event_type: &str, pay
 /// (the `audit_append` function of migrations/0003_audit_append.sql).
 pub async fn append_many(conn: &mut PgConnection, tenant: &str, links: &[(String, Value)]) -> Result<(), sqlx::Error> {
     let (events, payloads) = link_args(links);
-    sqlx::query("SELECT audit_append($1, $2, $3)").bind(tenant).bind(&events).bind(&payloads).execute(&mut *conn).await?;
+    sqlx::query("SELECT audit_append($1, $2, $3)")
+        .bind(tenant)
+        .bind(&events)
+        .bind(&payloads)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -102,10 +112,12 @@ pub enum ChainReport {
 pub async fn verify(pool: &PgPool, tenant: &str) -> Result<ChainReport, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    let rows = sqlx::query("SELECT id, seq, event_type, payload, prev_hash, hash, ts FROM logs_audit WHERE tenant = $1 ORDER BY seq")
-        .bind(tenant)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, seq, event_type, payload, prev_hash, hash, ts FROM logs_audit WHERE tenant = $1 ORDER BY seq",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *tx)
+    .await?;
     let mut prev = String::new();
     let mut checked = 0;
     for (i, row) in rows.iter().enumerate() {
@@ -125,10 +137,17 @@ pub async fn verify(pool: &PgPool, tenant: &str) -> Result<ChainReport, sqlx::Er
 
 /// The newest link of a tenant's chain: (seq, hash, ts).
 pub async fn head(pool: &PgPool, tenant: &str) -> Result<Option<(i64, String, DateTime<Utc>)>, sqlx::Error> {
-    sqlx::query_as("SELECT seq, hash, ts FROM logs_audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1").bind(tenant).fetch_optional(pool).await
+    sqlx::query_as("SELECT seq, hash, ts FROM logs_audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1")
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The (id, hash) stored at one position of a tenant's chain.
 pub async fn link_at(pool: &PgPool, tenant: &str, seq: i64) -> Result<Option<(i64, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, hash FROM logs_audit WHERE tenant = $1 AND seq = $2").bind(tenant).bind(seq).fetch_optional(pool).await
+    sqlx::query_as("SELECT id, hash FROM logs_audit WHERE tenant = $1 AND seq = $2")
+        .bind(tenant)
+        .bind(seq)
+        .fetch_optional(pool)
+        .await
 }

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -81,7 +81,13 @@ impl TokenVerifier {
     }
 
     /// Only the key's own algorithm: `none` and HS/RS confusion never reach a key.
-    fn check(&self, token: &str, header_alg: Algorithm, key: &DecodingKey, alg: Algorithm) -> Result<Map<String, Value>, &'static str> {
+    fn check(
+        &self,
+        token: &str,
+        header_alg: Algorithm,
+        key: &DecodingKey,
+        alg: Algorithm,
+    ) -> Result<Map<String, Value>, &'static str> {
         if header_alg != alg {
             return Err("Invalid token");
         }
@@ -167,7 +173,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A header that claims an identity must equal the signed claim (an absent claim never matches).
 fn check_identity_header(headers: &HeaderMap, name: &str, claim: &Option<String>) -> AppResult<()> {
     match header(headers, name) {
-        Some(h) if claim.as_deref() != Some(h) => Err(AppError::forbidden("Client identity header does not match token")),
+        Some(h) if claim.as_deref() != Some(h) => {
+            Err(AppError::forbidden("Client identity header does not match token"))
+        }
         _ => Ok(()),
     }
 }
@@ -196,28 +204,31 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> AppResult<Pr
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_JTI_LEN => s.clone(),
         Some(_) => return Err(AppError::unauthorized("Invalid token id")),
     };
-    let revoked: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1 AND expires_at > now())")
-        .bind(&jti)
-        .fetch_one(&state.pool)
-        .await?;
+    let revoked: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1 AND expires_at > now())")
+            .bind(&jti)
+            .fetch_one(&state.pool)
+            .await?;
     if revoked {
         return Err(AppError::unauthorized("Token revoked"));
     }
-    let (Some(tenant), Some(project)) = (claim_str(&claims, &["tenant", "tenant_id"]), claim_str(&claims, &["project_id", "project"])) else {
+    let (Some(tenant), Some(project)) =
+        (claim_str(&claims, &["tenant", "tenant_id"]), claim_str(&claims, &["project_id", "project"]))
+    else {
         return Err(AppError::forbidden("Tenant or project missing in token"));
     };
-    if let Some(pinned) = &state.config.tenant {
-        if pinned != &tenant {
-            return Err(AppError::forbidden("Tenant not served by this store"));
-        }
+    if let Some(pinned) = &state.config.tenant
+        && pinned != &tenant
+    {
+        return Err(AppError::forbidden("Tenant not served by this store"));
     }
     let client_id = claim_str(&claims, &["client_id", "cid"]);
     let parent_client_id = claim_str(&claims, &["parent_client_id", "parent_client"]);
     let child_client_id = claim_str(&claims, &["child_client_id"]);
-    if let (Some(a), Some(b)) = (header(headers, "x-pinak-child-id"), header(headers, "x-pinak-child-client-id")) {
-        if a != b {
-            return Err(AppError::forbidden("Conflicting child identity headers"));
-        }
+    if let (Some(a), Some(b)) = (header(headers, "x-pinak-child-id"), header(headers, "x-pinak-child-client-id"))
+        && a != b
+    {
+        return Err(AppError::forbidden("Conflicting child identity headers"));
     }
     check_identity_header(headers, "x-pinak-client-id", &client_id)?;
     check_identity_header(headers, "x-pinak-parent-client-id", &parent_client_id)?;
@@ -230,7 +241,9 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> AppResult<Pr
         exp: claims.get("exp").and_then(Value::as_i64).unwrap_or_default(),
         roles: claim_list(&claims, "roles"),
         scopes: claim_list(&claims, "scopes"),
-        client_name: header(headers, "x-pinak-client-name").map(String::from).or_else(|| claim_str(&claims, &["client_name", "client"])),
+        client_name: header(headers, "x-pinak-client-name")
+            .map(String::from)
+            .or_else(|| claim_str(&claims, &["client_name", "client"])),
         client_id,
         parent_client_id,
         child_client_id,

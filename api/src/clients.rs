@@ -5,7 +5,7 @@
 //! (admin only). Trust drives quarantine auto-approval and issue auto-resolution; `blocked`
 //! refuses every write.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -39,7 +39,14 @@ pub fn is_trusted(config: &Config, client_id: &str, status: Option<&str>) -> boo
 }
 
 /// Upserts a client as `observed` (status is only set on insert) and refreshes last_seen.
-async fn observe_one(conn: &mut PgConnection, scope: &Scope, client_id: &str, name: Option<&str>, parent: Option<&str>, agent_id: &str) -> Result<String, sqlx::Error> {
+async fn observe_one(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    client_id: &str,
+    name: Option<&str>,
+    parent: Option<&str>,
+    agent_id: &str,
+) -> Result<String, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO clients_registry (id, tenant, project_id, client_id, client_name, parent_client_id, status, metadata, last_seen)
          VALUES ($1, $2, $3, $4, $5, $6, 'observed', $7, now())
@@ -63,17 +70,37 @@ async fn observe_one(conn: &mut PgConnection, scope: &Scope, client_id: &str, na
 /// Identity normalisation on every write and context retrieval: the caller (and its child)
 /// are observed, and missing or unregistered identities are filed as issues.
 /// Returns the registry status of the effective client.
-pub async fn observe(conn: &mut PgConnection, scope: &Scope, principal: &Principal, actor: &Actor) -> Result<String, sqlx::Error> {
+pub async fn observe(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    principal: &Principal,
+    actor: &Actor,
+) -> Result<String, sqlx::Error> {
     let client_key = principal.client_id.clone().unwrap_or_else(|| actor.client_id.clone());
-    let mut status = observe_one(conn, scope, &client_key, actor.client_name.as_deref(), actor.parent_client_id.as_deref(), &actor.agent_id).await?;
+    let mut status = observe_one(
+        conn,
+        scope,
+        &client_key,
+        actor.client_name.as_deref(),
+        actor.parent_client_id.as_deref(),
+        &actor.agent_id,
+    )
+    .await?;
     if principal.client_id.is_none() {
-        file_issue(conn, scope, actor, NewIssue::new("missing_client_id", "Request carried no signed client_id claim")).await?;
+        file_issue(conn, scope, actor, NewIssue::new("missing_client_id", "Request carried no signed client_id claim"))
+            .await?;
     }
     if let Some(child) = &principal.child_client_id {
         let parent = actor.parent_client_id.clone().unwrap_or_else(|| client_key.clone());
         status = observe_one(conn, scope, child, None, Some(&parent), &actor.agent_id).await?;
         if status == OBSERVED {
-            file_issue(conn, scope, actor, NewIssue::new("child_client_unregistered", &format!("Child client {child} is not registered"))).await?;
+            file_issue(
+                conn,
+                scope,
+                actor,
+                NewIssue::new("child_client_unregistered", &format!("Child client {child} is not registered")),
+            )
+            .await?;
         }
     }
     Ok(status)
@@ -102,7 +129,12 @@ impl NewIssue {
 }
 
 /// Files a client issue (and its audit row). Returns the stored issue.
-pub async fn file_issue(conn: &mut PgConnection, scope: &Scope, actor: &Actor, issue: NewIssue) -> Result<Value, sqlx::Error> {
+pub async fn file_issue(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    issue: NewIssue,
+) -> Result<Value, sqlx::Error> {
     let row: Value = sqlx::query_scalar(
         "INSERT INTO logs_client_issues AS i (id, tenant, project_id, client_id, client_name, agent_id, parent_client_id, child_client_id,
                                               layer, error_code, message, payload, metadata)
@@ -123,12 +155,24 @@ pub async fn file_issue(conn: &mut PgConnection, scope: &Scope, actor: &Actor, i
     .bind(&issue.metadata)
     .fetch_one(&mut *conn)
     .await?;
-    audit::append(conn, &scope.tenant, "client_issue:create", &json!({ "id": row["id"], "error_code": issue.error_code, "client_id": actor.client_id })).await?;
+    audit::append(
+        conn,
+        &scope.tenant,
+        "client_issue:create",
+        &json!({ "id": row["id"], "error_code": issue.error_code, "client_id": actor.client_id }),
+    )
+    .await?;
     Ok(row)
 }
 
 /// Resolves an open issue in scope; `None` when there is no such open issue.
-pub async fn resolve_issue(conn: &mut PgConnection, scope: &Scope, id: Uuid, by: &str, resolution: &str) -> Result<Option<Value>, sqlx::Error> {
+pub async fn resolve_issue(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    id: Uuid,
+    by: &str,
+    resolution: &str,
+) -> Result<Option<Value>, sqlx::Error> {
     let row: Option<Value> = sqlx::query_scalar(
         "UPDATE logs_client_issues AS i SET status = 'resolved', resolved_at = now(), resolved_by = $4, resolution = $5
          WHERE id = $1 AND tenant = $2 AND project_id = $3 AND status = 'open' RETURNING to_jsonb(i)",
@@ -141,7 +185,8 @@ pub async fn resolve_issue(conn: &mut PgConnection, scope: &Scope, id: Uuid, by:
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(r) = &row {
-        audit::append(conn, &scope.tenant, "client_issue:resolved", &json!({ "id": r["id"], "resolved_by": by })).await?;
+        audit::append(conn, &scope.tenant, "client_issue:resolved", &json!({ "id": r["id"], "resolved_by": by }))
+            .await?;
     }
     Ok(row)
 }

@@ -99,20 +99,25 @@ impl Config {
             None if keys_configured => {}
             None => return Err(ConfigError::Missing("PINAK_JWT_SECRET (or PINAK_JWT_KEYS_DIR / PINAK_JWT_JWKS_URL)")),
             Some(s) if REFUSED_SECRETS.contains(&s.as_str()) => {
-                return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "a published example secret; generate one, e.g. `openssl rand -base64 48`"));
+                return Err(invalid(
+                    "PINAK_JWT_SECRET",
+                    "<redacted>",
+                    "a published example secret; generate one, e.g. `openssl rand -base64 48`",
+                ));
             }
             Some(s) if s.len() < MIN_SECRET_BYTES => {
                 return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "shorter than 32 bytes"));
             }
             Some(_) => {}
         }
-        let embedding_backend = match get("PINAK_EMBEDDING_BACKEND").unwrap_or_else(|| "local".into()).to_ascii_lowercase().as_str() {
-            "local" => EmbeddingBackend::Local,
-            "http" => EmbeddingBackend::Http,
-            "dummy" => EmbeddingBackend::Dummy,
-            "none" | "off" | "disabled" => EmbeddingBackend::None,
-            other => return Err(invalid("PINAK_EMBEDDING_BACKEND", other, "expected local, http, dummy or none")),
-        };
+        let embedding_backend =
+            match get("PINAK_EMBEDDING_BACKEND").unwrap_or_else(|| "local".into()).to_ascii_lowercase().as_str() {
+                "local" => EmbeddingBackend::Local,
+                "http" => EmbeddingBackend::Http,
+                "dummy" => EmbeddingBackend::Dummy,
+                "none" | "off" | "disabled" => EmbeddingBackend::None,
+                other => return Err(invalid("PINAK_EMBEDDING_BACKEND", other, "expected local, http, dummy or none")),
+            };
         let model_dir = get("PINAK_MODEL_DIR").map(PathBuf::from);
         if embedding_backend == EmbeddingBackend::Local && model_dir.is_none() {
             return Err(ConfigError::Missing("PINAK_MODEL_DIR (directory of all-MiniLM-L6-v2; scripts/dev sets it)"));
@@ -149,7 +154,13 @@ impl Config {
             audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
             hnsw_ef_search: match parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100u32)? {
                 n @ 1..=1000 => n,
-                n => return Err(invalid("PINAK_HNSW_EF_SEARCH", &n.to_string(), "must be between 1 and 1000 (pgvector's range)")),
+                n => {
+                    return Err(invalid(
+                        "PINAK_HNSW_EF_SEARCH",
+                        &n.to_string(),
+                        "must be between 1 and 1000 (pgvector's range)",
+                    ));
+                }
             },
             exact_search_max_rows: match parse_num(&get, "PINAK_EXACT_SEARCH_MAX_ROWS", 2_000i64)? {
                 n if n < 0 => return Err(invalid("PINAK_EXACT_SEARCH_MAX_ROWS", &n.to_string(), "must be 0 or more")),
@@ -174,7 +185,11 @@ fn invalid(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid { name, value: value.to_owned(), reason: reason.to_owned() }
 }
 
-fn parse_num<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
+fn parse_num<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {

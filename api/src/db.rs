@@ -43,19 +43,28 @@ pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
 pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     // Serialise concurrent replicas starting at once on the same store.
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(format!("pinak-migrate:{schema}")).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(format!("pinak-migrate:{schema}"))
+        .execute(&mut *conn)
+        .await?;
     let result = async {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))).execute(&mut *conn).await?;
-        let has_vector: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')")
-            .fetch_one(&mut *conn)
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+            .execute(&mut *conn)
             .await?;
+        let has_vector: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')")
+                .fetch_one(&mut *conn)
+                .await?;
         if !has_vector {
             sqlx::query("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public").execute(&mut *conn).await?;
         }
         MIGRATOR.run(&mut *conn).await.map_err(sqlx::Error::from)
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(format!("pinak-migrate:{schema}")).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(format!("pinak-migrate:{schema}"))
+        .execute(&mut *conn)
+        .await?;
     result
 }
 

@@ -16,16 +16,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| AppError::bad_request("Request body interrupted"))?;
+        let bytes =
+            Bytes::from_request(req, state).await.map_err(|_| AppError::bad_request("Request body interrupted"))?;
         let value: Value = if bytes.is_empty() {
             return Err(AppError::validation(&["body"], "Field required", "missing"));
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?
+            serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?
         };
         reject_nul(&value)?;
-        serde_json::from_value(value).map(JsonBody).map_err(|e| AppError::validation(&["body"], e.to_string(), "value_error"))
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| AppError::validation(&["body"], e.to_string(), "value_error"))
     }
 }
 
@@ -54,13 +56,13 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| AppError::bad_request("Request body interrupted"))?;
+        let bytes =
+            Bytes::from_request(req, state).await.map_err(|_| AppError::bad_request("Request body interrupted"))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?;
         reject_nul(&value)?;
         Ok(OptionalJsonBody(Some(value)))
     }
@@ -78,24 +80,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         if let Ok(pairs) = serde_urlencoded_from_str::<Vec<(String, String)>>(query)
             && let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
-            return Err(AppError::validation(&["query", k.as_str()], "Strings must not contain NUL (\\u0000) characters", "string_nul"));
+            return Err(AppError::validation(
+                &["query", k.as_str()],
+                "Strings must not contain NUL (\\u0000) characters",
+                "string_nul",
+            ));
         }
-        serde_urlencoded_from_str(query).map(QueryParams).map_err(|e| AppError::validation(&["query"], e, "value_error"))
+        serde_urlencoded_from_str(query)
+            .map(QueryParams)
+            .map_err(|e| AppError::validation(&["query"], e, "value_error"))
     }
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, String> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| "invalid query string".to_string())?)
-        .map(|q| q.0)
-        .map_err(|e| e.body_text())
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|_| "invalid query string".to_string())?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| e.body_text())
 }
 
 /// Checks an integer parameter against its inclusive range, as FastAPI's `Query(ge, le)`.
 pub fn check_range(name: &str, value: i64, min: i64, max: i64) -> Result<i64, AppError> {
     if value < min {
-        Err(AppError::validation(&["query", name], format!("Input should be greater than or equal to {min}"), "greater_than_equal"))
+        Err(AppError::validation(
+            &["query", name],
+            format!("Input should be greater than or equal to {min}"),
+            "greater_than_equal",
+        ))
     } else if value > max {
-        Err(AppError::validation(&["query", name], format!("Input should be less than or equal to {max}"), "less_than_equal"))
+        Err(AppError::validation(
+            &["query", name],
+            format!("Input should be less than or equal to {max}"),
+            "less_than_equal",
+        ))
     } else {
         Ok(value)
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -70,14 +70,20 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
 }
 
 fn is_json(resp: &Response) -> bool {
-    resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("application/json"))
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
 }
 
 /// Errors are `{"detail": …}` everywhere (as FastAPI's). axum's own rejections (unmatched
 /// path, wrong method, undecodable path parameter) are plain text or empty: rewrap them.
 async fn json_detail(resp: Response) -> Response {
     let (mut parts, body) = resp.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
     let detail = if text.is_empty() { parts.status.canonical_reason().unwrap_or("Error").to_owned() } else { text };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -85,7 +91,11 @@ async fn json_detail(resp: Response) -> Response {
 }
 
 pub fn not_ready(state: &AppState) -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "detail": { "status": "not_ready", "verification": state.readiness_state() } }))).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({ "detail": { "status": "not_ready", "verification": state.readiness_state() } })),
+    )
+        .into_response()
 }
 
 /// 1 MiB cap on POST/PUT/PATCH bodies, by declared length and by what actually arrives.
@@ -94,7 +104,11 @@ async fn cap_body(req: Request) -> Result<Request, AppError> {
         return Ok(req);
     }
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
-        let len: u64 = len.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| AppError::bad_request("Invalid Content-Length"))?;
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| AppError::bad_request("Invalid Content-Length"))?;
         if len > MAX_BODY_BYTES as u64 {
             return Err(too_large());
         }

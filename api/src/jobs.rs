@@ -26,7 +26,9 @@
 
 use std::time::Duration;
 
-use graphile_worker::{Cron, IntoTaskHandlerResult, JobKeyMode, JobSpec, TaskHandler, Worker, WorkerContext, WorkerOptions};
+use graphile_worker::{
+    Cron, IntoTaskHandlerResult, JobKeyMode, JobSpec, TaskHandler, Worker, WorkerContext, WorkerOptions,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -246,7 +248,9 @@ where
 
 /// Deletes `predicate` rows of `table` in batches of [`DELETE_BATCH`], each its own statement.
 async fn delete_batched(pool: &PgPool, table: &str, predicate: &str, bind: Option<i64>) -> Result<i64, sqlx::Error> {
-    let sql = format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {predicate} LIMIT {DELETE_BATCH}))");
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {predicate} LIMIT {DELETE_BATCH}))"
+    );
     let mut total = 0i64;
     loop {
         let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
@@ -289,7 +293,8 @@ impl TaskHandler for PruneAccessLog {
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         run_recorded(&ctx, Self::IDENTIFIER, |env| async move {
             let days = i64::from(env.state.config.access_log_retention_days);
-            let n = delete_batched(&env.pool, "logs_access", "ts < now() - make_interval(days => $1::int)", Some(days)).await?;
+            let n = delete_batched(&env.pool, "logs_access", "ts < now() - make_interval(days => $1::int)", Some(days))
+                .await?;
             Ok((n, json!({"logs_access": n, "retention_days": days})))
         })
         .await

@@ -164,7 +164,9 @@ fn key_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, std::fs::Metad
 }
 
 fn dir_fingerprint(dir: &Path) -> Fingerprint {
-    key_files(dir).ok().map(|files| files.into_iter().map(|(name, _, meta)| (name, meta.modified().ok(), meta.len())).collect())
+    key_files(dir)
+        .ok()
+        .map(|files| files.into_iter().map(|(name, _, meta)| (name, meta.modified().ok(), meta.len())).collect())
 }
 
 /// Reads every key file; failures are logged per file and skipped.
@@ -195,7 +197,9 @@ pub fn load_dir(dir: &Path) -> KeySet {
             Ok(key) => {
                 keys.insert(kid, Arc::new(key));
             }
-            Err(reason) => tracing::warn!(file = %name, reason = %reason, "key file skipped: cannot load verification key"),
+            Err(reason) => {
+                tracing::warn!(file = %name, reason = %reason, "key file skipped: cannot load verification key")
+            }
         }
     }
     if keys.is_empty() {
@@ -273,7 +277,8 @@ impl JwksSource {
         };
         let mut keys = KeySet::new();
         for (i, jwk) in list.iter().enumerate() {
-            let Some(kid) = jwk.get("kid").and_then(Value::as_str).filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN) else {
+            let Some(kid) = jwk.get("kid").and_then(Value::as_str).filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)
+            else {
                 tracing::warn!(url = %self.url, index = i, "JWKS key skipped: no usable kid");
                 continue;
             };

@@ -143,7 +143,8 @@ impl Layer {
         if !self.is_vectorised() {
             return None;
         }
-        let parts: Vec<&str> = self.embedded_keys().iter().map(|k| payload.get(*k).and_then(Value::as_str).unwrap_or("")).collect();
+        let parts: Vec<&str> =
+            self.embedded_keys().iter().map(|k| payload.get(*k).and_then(Value::as_str).unwrap_or("")).collect();
         Some(parts.join(" "))
     }
 

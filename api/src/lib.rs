@@ -118,7 +118,11 @@ pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let watch = spawn_db_watch(state.clone());
     // Background jobs (after `prepare` ran the migrations); stopped gracefully below so
     // in-flight jobs are released rather than left locked.

@@ -23,7 +23,9 @@ async fn run() -> Result<(), pinak_api::StartError> {
     let state = pinak_api::prepare(cfg).await?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %addr, schema = %state.config.db_schema, embedding = state.embedder.backend_name(), "pinak-api ready");
-    pinak_api::serve(state, listener, shutdown_signal()).await.map_err(|source| pinak_api::StartError::Listen { addr, source })
+    pinak_api::serve(state, listener, shutdown_signal())
+        .await
+        .map_err(|source| pinak_api::StartError::Listen { addr, source })
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,7 @@
 //! Proactive nudges on working-memory writes: when a note touches deployment, security or
 //! infrastructure, surface stored memories that record failures or warnings about it.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::AppResult;
 use crate::search;
@@ -19,7 +19,8 @@ const NUDGE_WEIGHT: f64 = 0.6;
 pub async fn for_content(state: &AppState, scope: &Scope, content: &str) -> AppResult<Vec<Value>> {
     let lower = content.to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    let intents: Vec<&str> = CLUSTERS.iter().filter(|(_, kws)| kws.iter().any(|k| words.contains(k))).map(|(name, _)| *name).collect();
+    let intents: Vec<&str> =
+        CLUSTERS.iter().filter(|(_, kws)| kws.iter().any(|k| words.contains(k))).map(|(name, _)| *name).collect();
     if intents.is_empty() {
         return Ok(Vec::new());
     }
@@ -27,7 +28,11 @@ pub async fn for_content(state: &AppState, scope: &Scope, content: &str) -> AppR
     let hits = search::hybrid(state, scope, &query, 5, NUDGE_WEIGHT).await?;
     let mut nudges: Vec<Value> = Vec::new();
     for hit in hits {
-        let text: String = ["content", "description", "goal", "outcome"].iter().filter_map(|k| hit.row.get(*k).and_then(Value::as_str)).collect::<Vec<_>>().join(" ");
+        let text: String = ["content", "description", "goal", "outcome"]
+            .iter()
+            .filter_map(|k| hit.row.get(*k).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
         let lowered = text.to_lowercase();
         if !ALARM_WORDS.iter().any(|w| lowered.contains(w)) {
             continue;

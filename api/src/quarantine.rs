@@ -2,7 +2,7 @@
 //! their errors stored (not rejected); approval re-validates and writes through the normal
 //! write path, attributed to the proposer, in the same transaction as the status change.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::access::{self, Access};
@@ -21,7 +21,15 @@ use sqlx::PgConnection;
 const ITEM_JSON: &str = "to_jsonb(q)";
 
 /// Stores a pending proposal (with its validation errors) and its access/audit rows.
-pub async fn propose(state: &AppState, principal: &Principal, actor: &Actor, layer: Layer, payload: Value, errors: Vec<String>, detail: &str) -> AppResult<Value> {
+pub async fn propose(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+    layer: Layer,
+    payload: Value,
+    errors: Vec<String>,
+    detail: &str,
+) -> AppResult<Value> {
     let mut tx = state.pool.begin().await?;
     let item = propose_in(&mut tx, &principal.scope, actor, layer, payload, errors, detail).await?;
     tx.commit().await?;
@@ -29,7 +37,15 @@ pub async fn propose(state: &AppState, principal: &Principal, actor: &Actor, lay
 }
 
 /// Queues one proposal in the caller's transaction.
-pub async fn propose_in(tx: &mut PgConnection, scope: &Scope, actor: &Actor, layer: Layer, payload: Value, errors: Vec<String>, detail: &str) -> AppResult<Value> {
+pub async fn propose_in(
+    tx: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    layer: Layer,
+    payload: Value,
+    errors: Vec<String>,
+    detail: &str,
+) -> AppResult<Value> {
     let item: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "INSERT INTO memory_quarantine AS q (id, tenant, project_id, layer, payload, status, agent_id, client_id, client_name, validation_errors)
          VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9) RETURNING {ITEM_JSON}"
@@ -47,10 +63,35 @@ pub async fn propose_in(tx: &mut PgConnection, scope: &Scope, actor: &Actor, lay
     .await?;
     let id = item["id"].as_str().map(String::from);
     if !errors.is_empty() {
-        clients::file_issue(&mut *tx, scope, actor, NewIssue::new("schema_validation_failed", &errors.join("; ")).layer(layer.name()).payload(payload.clone())).await?;
+        clients::file_issue(
+            &mut *tx,
+            scope,
+            actor,
+            NewIssue::new("schema_validation_failed", &errors.join("; ")).layer(layer.name()).payload(payload.clone()),
+        )
+        .await?;
     }
-    access::record(&mut *tx, scope, actor, Access { event_type: "propose", layer: Some(layer.name()), memory_id: id.clone(), status: "ok", detail: Some(detail), ..Default::default() }).await?;
-    audit::append(&mut *tx, &scope.tenant, "quarantine:create", &json!({ "id": id, "layer": layer.name(), "client_id": actor.client_id })).await?;
+    access::record(
+        &mut *tx,
+        scope,
+        actor,
+        Access {
+            event_type: "propose",
+            layer: Some(layer.name()),
+            memory_id: id.clone(),
+            status: "ok",
+            detail: Some(detail),
+            ..Default::default()
+        },
+    )
+    .await?;
+    audit::append(
+        &mut *tx,
+        &scope.tenant,
+        "quarantine:create",
+        &json!({ "id": id, "layer": layer.name(), "client_id": actor.client_id }),
+    )
+    .await?;
     Ok(item)
 }
 
@@ -64,7 +105,16 @@ pub async fn propose_route(state: &AppState, principal: &Principal, layer: Layer
     if state.config.quarantine_auto_approve && errors.is_empty() && trusted {
         let embedding = write::embed_payload(state, layer, &payload).await?;
         let mut tx = state.pool.begin().await?;
-        let row = write::insert_with_access(&mut tx, &principal.scope, &actor, layer, &payload, embedding.as_ref(), "auto_approved").await?;
+        let row = write::insert_with_access(
+            &mut tx,
+            &principal.scope,
+            &actor,
+            layer,
+            &payload,
+            embedding.as_ref(),
+            "auto_approved",
+        )
+        .await?;
         let mut item: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "INSERT INTO memory_quarantine AS q (id, tenant, project_id, layer, payload, status, agent_id, client_id, client_name, reviewed_at, reviewed_by)
              VALUES ($1,$2,$3,$4,$5,'approved',$6,$7,$8, now(), 'auto-policy') RETURNING {ITEM_JSON}"
@@ -79,7 +129,13 @@ pub async fn propose_route(state: &AppState, principal: &Principal, layer: Layer
         .bind(&actor.client_name)
         .fetch_one(&mut *tx)
         .await?;
-        audit::append(&mut tx, &principal.scope.tenant, "quarantine:approved", &json!({ "id": item["id"], "layer": layer.name(), "auto_approved": true })).await?;
+        audit::append(
+            &mut tx,
+            &principal.scope.tenant,
+            "quarantine:approved",
+            &json!({ "id": item["id"], "layer": layer.name(), "auto_approved": true }),
+        )
+        .await?;
         tx.commit().await?;
         item["auto_approved"] = json!(true);
         item["memory_id"] = row["id"].clone();
@@ -88,7 +144,13 @@ pub async fn propose_route(state: &AppState, principal: &Principal, layer: Layer
     propose(state, principal, &actor, layer, payload, errors, "quarantine_propose").await
 }
 
-pub async fn list(state: &AppState, principal: &Principal, status: &str, limit: i64, cursor: &Cursor) -> AppResult<Vec<Value>> {
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    status: &str,
+    limit: i64,
+    cursor: &Cursor,
+) -> AppResult<Vec<Value>> {
     let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT {ITEM_JSON} FROM memory_quarantine q WHERE tenant = $1 AND project_id = $2 AND status = $3
            AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
@@ -151,9 +213,24 @@ pub async fn review(state: &AppState, principal: &Principal, id: Uuid, approve: 
         return Err(not_found());
     }
     if approve {
-        write::insert_with_access(&mut tx, scope, &proposer, layer, &payload, embedding.as_ref(), "quarantine_approved").await?;
+        write::insert_with_access(
+            &mut tx,
+            scope,
+            &proposer,
+            layer,
+            &payload,
+            embedding.as_ref(),
+            "quarantine_approved",
+        )
+        .await?;
     }
-    audit::append(&mut tx, &scope.tenant, &format!("quarantine:{new_status}"), &json!({ "id": id.to_string(), "layer": layer.name(), "reviewed_by": reviewer })).await?;
+    audit::append(
+        &mut tx,
+        &scope.tenant,
+        &format!("quarantine:{new_status}"),
+        &json!({ "id": id.to_string(), "layer": layer.name(), "reviewed_by": reviewer }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(json!({ "status": new_status, "id": id.to_string(), "layer": layer.name() }))
 }

@@ -29,7 +29,15 @@ pub fn row_json(layer: Layer) -> &'static str {
             .into_iter()
             .map(|layer| {
                 let common_head = ["id", "tenant", "project_id"];
-                let common_tail = ["agent_id", "client_id", "client_name", "created_at", "updated_at", "embedding_model", "embedding_dim"];
+                let common_tail = [
+                    "agent_id",
+                    "client_id",
+                    "client_name",
+                    "created_at",
+                    "updated_at",
+                    "embedding_model",
+                    "embedding_dim",
+                ];
                 let columns = common_head.into_iter().chain(layer.fields().iter().map(|f| f.column)).chain(common_tail);
                 let pairs: Vec<String> = columns.map(|c| format!("'{c}', t.{c}")).collect();
                 (layer, format!("jsonb_build_object({})", pairs.join(", ")))
@@ -61,11 +69,11 @@ fn bind_embedding<'q>(q: Scalar<'q>, e: Option<&Embedding>) -> Scalar<'q> {
 
 /// Renders a stored row for clients: JSON columns decoded, and episodic `tool_logs` = `steps`.
 pub fn present(layer: Layer, mut row: Value) -> Value {
-    if layer == Layer::Episodic {
-        if let Some(obj) = row.as_object_mut() {
-            let steps = obj.get("steps").cloned().unwrap_or(Value::Null);
-            obj.insert("tool_logs".into(), steps);
-        }
+    if layer == Layer::Episodic
+        && let Some(obj) = row.as_object_mut()
+    {
+        let steps = obj.get("steps").cloned().unwrap_or(Value::Null);
+        obj.insert("tool_logs".into(), steps);
     }
     row
 }
@@ -83,8 +91,12 @@ fn cells(layer: Layer, payload: &Value) -> impl Iterator<Item = Cell> + '_ {
     layer.fields().iter().map(move |field| {
         let v = payload.get(field.key).filter(|v| !v.is_null());
         match field.kind {
-            Kind::Json if field.column == "tags" => Cell::Json(Some(v.cloned().unwrap_or_else(|| Value::Array(vec![])))),
-            Kind::Int if layer == Layer::Episodic && field.column == "salience" => Cell::Int(Some(v.and_then(json_int).unwrap_or(0) as i32)),
+            Kind::Json if field.column == "tags" => {
+                Cell::Json(Some(v.cloned().unwrap_or_else(|| Value::Array(vec![]))))
+            }
+            Kind::Int if layer == Layer::Episodic && field.column == "salience" => {
+                Cell::Int(Some(v.and_then(json_int).unwrap_or(0) as i32))
+            }
             kind => cell(kind, v),
         }
     })
@@ -122,7 +134,14 @@ fn insert_columns(layer: Layer) -> Vec<&'static str> {
 }
 
 /// Inserts a document-layer record from a validated payload.
-pub async fn insert_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, actor: &Actor, payload: &Value, embedding: Option<&Embedding>) -> Result<Value, sqlx::Error> {
+pub async fn insert_document(
+    conn: &mut PgConnection,
+    layer: Layer,
+    scope: &Scope,
+    actor: &Actor,
+    payload: &Value,
+    embedding: Option<&Embedding>,
+) -> Result<Value, sqlx::Error> {
     let columns = insert_columns(layer);
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
@@ -195,20 +214,38 @@ pub async fn copy_documents(
 }
 
 /// One record in scope, or `None` (missing and out-of-scope look the same).
-pub async fn get(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid, for_update: bool) -> Result<Option<Value>, sqlx::Error> {
+pub async fn get(
+    conn: &mut PgConnection,
+    layer: Layer,
+    scope: &Scope,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<Value>, sqlx::Error> {
     let sql = format!(
         "SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3{}",
         row_json(layer),
         layer.table(),
         if for_update { " FOR UPDATE" } else { "" }
     );
-    let row = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project).fetch_optional(conn).await?;
+    let row = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.map(|r| present(layer, r)))
 }
 
 /// Applies allow-listed updates (already validated) and, for vectorised layers, the new
 /// embedding of the updated text, in the caller's transaction.
-pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid, updates: &Map<String, Value>, embedding: Option<&Embedding>) -> Result<Option<Value>, sqlx::Error> {
+pub async fn update_document(
+    conn: &mut PgConnection,
+    layer: Layer,
+    scope: &Scope,
+    id: Uuid,
+    updates: &Map<String, Value>,
+    embedding: Option<&Embedding>,
+) -> Result<Option<Value>, sqlx::Error> {
     let fields: Vec<_> = layer.fields().iter().filter(|f| updates.contains_key(f.key)).collect();
     let mut sets: Vec<String> = fields.iter().enumerate().map(|(i, f)| format!("{} = ${}", f.column, i + 4)).collect();
     sets.push("updated_at = now()".into());
@@ -222,7 +259,8 @@ pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
         sets.join(", "),
         row_json(layer)
     );
-    let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project);
+    let mut q =
+        sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project);
     for f in fields {
         q = bind_cell(q, cell(f.kind, updates.get(f.key)));
     }
@@ -235,5 +273,12 @@ pub async fn update_document(conn: &mut PgConnection, layer: Layer, scope: &Scop
 /// Deletes a record (and with it its vector, a column of the row). True if it existed in scope.
 pub async fn delete(conn: &mut PgConnection, layer: Layer, scope: &Scope, id: Uuid) -> Result<bool, sqlx::Error> {
     let sql = format!("DELETE FROM {} WHERE id = $1 AND tenant = $2 AND project_id = $3", layer.table());
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(&scope.tenant).bind(&scope.project).execute(conn).await?.rows_affected() > 0)
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        > 0)
 }

@@ -17,13 +17,14 @@
 //! here. The HNSW settings are session settings of every pooled connection (`db.rs`).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::LazyLock;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 use crate::layers::Layer;
-use crate::records::{row_json, ROW_JSON};
+use crate::records::{ROW_JSON, row_json};
 use crate::state::AppState;
 use crate::tenancy::Scope;
 use crate::vector_path::{Paths, VectorPath};
@@ -135,7 +136,11 @@ pub fn hybrid_sql(paths: Option<Paths>, per_list: i64) -> String {
         .enumerate()
         .map(|(src, (name, layer, is_vector))| {
             let dist = if *is_vector { format!("{name}.dist") } else { "NULL::float8".into() };
-            format!("SELECT {src}::int4, {name}.pos, {dist}, {} FROM {name} JOIN {} t USING (id)", row_json(*layer), layer.table())
+            format!(
+                "SELECT {src}::int4, {name}.pos, {dist}, {} FROM {name} JOIN {} t USING (id)",
+                row_json(*layer),
+                layer.table()
+            )
         })
         .collect();
     format!("WITH {} {}", ctes.join(",\n"), selects.join("\nUNION ALL "))
@@ -143,12 +148,20 @@ pub fn hybrid_sql(paths: Option<Paths>, per_list: i64) -> String {
 
 static RAG_LIKE_SQL: LazyLock<String> = LazyLock::new(|| {
     let table = Layer::Rag.table();
-    format!("WITH {} SELECT {ROW_JSON} FROM k JOIN {table} t USING (id) ORDER BY k.pos", keyword_like_cte("k", table, RAG_MATCH, "created_at", "$5"))
+    format!(
+        "WITH {} SELECT {ROW_JSON} FROM k JOIN {table} t USING (id) ORDER BY k.pos",
+        keyword_like_cte("k", table, RAG_MATCH, "created_at", "$5")
+    )
 });
 
 /// Rag snippets by literal word match, newest first (`GET /rag/search`). Parameters as in
 /// the hybrid statement, with `$5` the limit; `$3` (the text) is unused here.
-pub async fn rag_like(conn: &mut PgConnection, scope: &Scope, query: &str, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn rag_like(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    query: &str,
+    limit: i64,
+) -> Result<Vec<Value>, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(RAG_LIKE_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
@@ -170,11 +183,21 @@ pub struct Candidates {
 
 /// Runs the hybrid statement: `per_list` rows at most from each keyword list and, with a
 /// query vector, from each vector list along `paths`.
-pub async fn candidates(conn: &mut PgConnection, scope: &Scope, query: &str, vector: Option<(&[f32], Paths)>, per_list: i64) -> Result<Candidates, sqlx::Error> {
+pub async fn candidates(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    query: &str,
+    vector: Option<(&[f32], Paths)>,
+    per_list: i64,
+) -> Result<Candidates, sqlx::Error> {
     // The limit and the paths are part of the text, so each combination is its own prepared
     // statement (per connection): clients use a handful of limits, and there are 8 paths.
     let sql = hybrid_sql(vector.map(|(_, paths)| paths), per_list);
-    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql)).bind(&scope.tenant).bind(&scope.project).bind(query).bind(like_patterns(query));
+    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql))
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .bind(query)
+        .bind(like_patterns(query));
     if let Some((v, _)) = vector {
         q = q.bind(pgvector::Vector::from(v.to_vec()));
     }
@@ -196,7 +219,13 @@ fn id_of(row: &Value) -> String {
 }
 
 /// Hybrid search across the five searchable layers; see the module comment for the ranking.
-pub async fn hybrid(state: &AppState, scope: &Scope, query: &str, limit: i64, weight: f64) -> Result<Vec<Hit>, crate::error::AppError> {
+pub async fn hybrid(
+    state: &AppState,
+    scope: &Scope,
+    query: &str,
+    limit: i64,
+    weight: f64,
+) -> Result<Vec<Hit>, crate::error::AppError> {
     let limit = limit.clamp(1, 100);
     let qv = state.embedder.embed_one(query).await?;
     let mut conn = state.pool.acquire().await?;
@@ -225,9 +254,9 @@ pub fn fuse(keyword: Vec<(Layer, Value)>, vector: Vec<(Layer, Value, f64)>, weig
     let mut hits: HashMap<String, (Layer, Value, f64, f64)> = HashMap::new();
     for (i, (layer, row)) in keyword.into_iter().enumerate() {
         let id = id_of(&row);
-        if !hits.contains_key(&id) {
-            order.push(id.clone());
-            hits.insert(id, (layer, row, 1.0 - i as f64 / n, 0.0));
+        if let Entry::Vacant(slot) = hits.entry(id.clone()) {
+            order.push(id);
+            slot.insert((layer, row, 1.0 - i as f64 / n, 0.0));
         }
     }
     for (layer, row, score) in vector {

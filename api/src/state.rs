@@ -1,8 +1,8 @@
 //! `AppState`: what every handler shares. Nothing here is authoritative data; all state
 //! lives in Postgres, so any replica can serve any request (the path cache is a cost hint).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use sqlx::PgPool;
 

@@ -113,10 +113,10 @@ impl PathCache {
     /// The scope's paths: cached, or measured on `conn` and cached.
     pub async fn paths(&self, conn: &mut PgConnection, scope: &Scope) -> Result<Paths, sqlx::Error> {
         let key = (scope.tenant.clone(), scope.project.clone());
-        if let Some((at, paths)) = self.lock().get(&key) {
-            if at.elapsed() < self.ttl {
-                return Ok(*paths);
-            }
+        if let Some((at, paths)) = self.lock().get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(*paths);
         }
         let paths = measure(conn, scope, self.rule).await?;
         let mut entries = self.lock();

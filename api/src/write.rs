@@ -2,7 +2,7 @@
 //! validate -> identify the client (blocked clients stop here) -> optionally divert untrusted
 //! writes to quarantine -> embed -> insert row, access row and audit row in one transaction.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::access;
 use crate::actor::Actor;
@@ -49,7 +49,12 @@ pub async fn embed_payload(state: &AppState, layer: Layer, payload: &Value) -> A
 
 /// Refuses writes from a blocked client, filing a `client_blocked` issue. Returns the
 /// client's registry status otherwise.
-pub async fn admit_writer(state: &AppState, principal: &Principal, actor: &Actor, layer: Option<Layer>) -> AppResult<String> {
+pub async fn admit_writer(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+    layer: Option<Layer>,
+) -> AppResult<String> {
     let scope = &principal.scope;
     let mut tx = state.pool.begin().await?;
     let status = clients::observe(&mut tx, scope, principal, actor).await?;
@@ -74,8 +79,10 @@ pub async fn add_document(state: &AppState, principal: &Principal, layer: Layer,
     }
     let actor = Actor::from(principal);
     let status = admit_writer(state, principal, &actor, Some(layer)).await?;
-    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status)) {
-        let item = quarantine::propose(state, principal, &actor, layer, payload, Vec::new(), "quarantine_policy").await?;
+    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status))
+    {
+        let item =
+            quarantine::propose(state, principal, &actor, layer, payload, Vec::new(), "quarantine_policy").await?;
         return Ok(Outcome::Quarantined(item));
     }
     let row = store_document(state, principal, &actor, layer, &payload, &format!("{}_add", layer.name())).await?;
@@ -86,7 +93,12 @@ pub async fn add_document(state: &AppState, principal: &Principal, layer: Layer,
 /// before anything is written, the texts are embedded in one call, and the rows, their access
 /// rows and their audit links commit in one transaction (one hold of the chain lock).
 /// Returns the stored rows, or the quarantine items when the store's policy diverts them.
-pub async fn add_documents(state: &AppState, principal: &Principal, layer: Layer, payloads: Vec<Value>) -> AppResult<BatchOutcome> {
+pub async fn add_documents(
+    state: &AppState,
+    principal: &Principal,
+    layer: Layer,
+    payloads: Vec<Value>,
+) -> AppResult<BatchOutcome> {
     for (i, payload) in payloads.iter().enumerate() {
         let violations = state.schemas.validate(layer, payload);
         if !violations.is_empty() {
@@ -96,11 +108,14 @@ pub async fn add_documents(state: &AppState, principal: &Principal, layer: Layer
     let actor = Actor::from(principal);
     let scope = &principal.scope;
     let status = admit_writer(state, principal, &actor, Some(layer)).await?;
-    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status)) {
+    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status))
+    {
         let mut tx = state.pool.begin().await?;
         let mut items = Vec::with_capacity(payloads.len());
         for payload in payloads {
-            items.push(quarantine::propose_in(&mut tx, scope, &actor, layer, payload, Vec::new(), "quarantine_policy").await?);
+            items.push(
+                quarantine::propose_in(&mut tx, scope, &actor, layer, payload, Vec::new(), "quarantine_policy").await?,
+            );
         }
         tx.commit().await?;
         return Ok(BatchOutcome::Quarantined(items));
@@ -109,7 +124,8 @@ pub async fn add_documents(state: &AppState, principal: &Principal, layer: Layer
     let detail = format!("{}_add", layer.name());
     let mut tx = state.pool.begin().await?;
     let rows = records::copy_documents(&mut tx, layer, scope, &actor, &payloads, &embeddings).await?;
-    let entries: Vec<access::Access<'_>> = rows.iter().map(|row| access::write_entry(layer.name(), row, &detail)).collect();
+    let entries: Vec<access::Access<'_>> =
+        rows.iter().map(|row| access::write_entry(layer.name(), row, &detail)).collect();
     access::record_many(&mut tx, scope, &actor, &entries).await?;
     tx.commit().await?;
     Ok(BatchOutcome::Written(rows))
@@ -134,7 +150,14 @@ async fn embed_payloads(state: &AppState, layer: Layer, payloads: &[Value]) -> A
 }
 
 /// Embeds and stores a validated payload with its access and audit rows, atomically.
-pub async fn store_document(state: &AppState, principal: &Principal, actor: &Actor, layer: Layer, payload: &Value, detail: &str) -> AppResult<Value> {
+pub async fn store_document(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+    layer: Layer,
+    payload: &Value,
+    detail: &str,
+) -> AppResult<Value> {
     let embedding = embed_payload(state, layer, payload).await?;
     let mut tx = state.pool.begin().await?;
     let row = insert_with_access(&mut tx, &principal.scope, actor, layer, payload, embedding.as_ref(), detail).await?;
@@ -143,7 +166,15 @@ pub async fn store_document(state: &AppState, principal: &Principal, actor: &Act
 }
 
 /// Inserts the record and its access (and audit) rows in the caller's transaction.
-pub async fn insert_with_access(conn: &mut PgConnection, scope: &Scope, actor: &Actor, layer: Layer, payload: &Value, embedding: Option<&Embedding>, detail: &str) -> AppResult<Value> {
+pub async fn insert_with_access(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    layer: Layer,
+    payload: &Value,
+    embedding: Option<&Embedding>,
+    detail: &str,
+) -> AppResult<Value> {
     let row = records::insert_document(conn, layer, scope, actor, payload, embedding).await?;
     access::record_write(conn, scope, actor, layer.name(), &row, detail).await?;
     Ok(row)

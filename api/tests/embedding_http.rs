@@ -26,11 +26,7 @@ struct Provider {
     requests: AtomicUsize,
 }
 
-async fn handle(
-    State(p): State<Arc<Provider>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn handle(State(p): State<Arc<Provider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let n = p.requests.fetch_add(1, Ordering::SeqCst);
     if n == 0 {
         tokio::time::sleep(p.first_delay).await;
@@ -44,14 +40,8 @@ async fn start(script: Script) -> (String, Arc<Provider>) {
 
 /// Starts the stand-in and returns its endpoint url and the provider, for its request count.
 async fn start_delayed(first_delay: Duration, script: Script) -> (String, Arc<Provider>) {
-    let provider = Arc::new(Provider {
-        script,
-        first_delay,
-        requests: AtomicUsize::new(0),
-    });
-    let app = Router::new()
-        .route("/v1/embeddings", post(handle))
-        .with_state(provider.clone());
+    let provider = Arc::new(Provider { script, first_delay, requests: AtomicUsize::new(0) });
+    let app = Router::new().route("/v1/embeddings", post(handle)).with_state(provider.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/embeddings", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -101,10 +91,7 @@ async fn retries_a_503_then_returns_vectors_in_input_order() {
         }
     })
     .await;
-    let got = embedder(url, Duration::from_secs(5), 2)
-        .embed(&texts())
-        .await
-        .unwrap();
+    let got = embedder(url, Duration::from_secs(5), 2).embed(&texts()).await.unwrap();
     assert_eq!(got, [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]);
     assert_eq!(provider.requests.load(Ordering::SeqCst), 2);
 }
@@ -114,17 +101,10 @@ async fn does_not_retry_a_client_error_nor_leak_the_key() {
     // Like some real providers, the stand-in quotes the rejected key back.
     let (url, provider) = start(|_, _, _| {
         let message = format!("Incorrect API key provided: {KEY}");
-        (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {"message": message}})),
-        )
-            .into_response()
+        (StatusCode::UNAUTHORIZED, Json(json!({"error": {"message": message}}))).into_response()
     })
     .await;
-    let err = embedder(url, Duration::from_secs(5), 3)
-        .embed(&texts())
-        .await
-        .unwrap_err();
+    let err = embedder(url, Duration::from_secs(5), 3).embed(&texts()).await.unwrap_err();
     assert!(matches!(err, EmbeddingError::Provider(_)), "{err}");
     let message = err.to_string();
     assert!(message.contains("401"), "{message}");
@@ -135,29 +115,17 @@ async fn does_not_retry_a_client_error_nor_leak_the_key() {
 #[tokio::test]
 async fn gives_up_after_max_retries() {
     let (url, provider) = start(|_, _, _| StatusCode::TOO_MANY_REQUESTS.into_response()).await;
-    let err = embedder(url, Duration::from_secs(5), 2)
-        .embed(&texts())
-        .await
-        .unwrap_err();
+    let err = embedder(url, Duration::from_secs(5), 2).embed(&texts()).await.unwrap_err();
     let message = err.to_string();
-    assert!(
-        message.contains("429") && message.contains("attempt 3 of 3"),
-        "{message}"
-    );
+    assert!(message.contains("429") && message.contains("attempt 3 of 3"), "{message}");
     assert_eq!(provider.requests.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn retries_a_timeout() {
     // The first answer comes later than the client's timeout.
-    let (url, provider) = start_delayed(Duration::from_millis(600), |_, _, body| {
-        embeddings_response(body)
-    })
-    .await;
-    let got = embedder(url, Duration::from_millis(300), 1)
-        .embed(&texts())
-        .await
-        .unwrap();
+    let (url, provider) = start_delayed(Duration::from_millis(600), |_, _, body| embeddings_response(body)).await;
+    let got = embedder(url, Duration::from_millis(300), 1).embed(&texts()).await.unwrap();
     assert_eq!(got.len(), 3);
     assert_eq!(provider.requests.load(Ordering::SeqCst), 2);
 }
@@ -165,12 +133,6 @@ async fn retries_a_timeout() {
 #[tokio::test]
 async fn an_empty_batch_sends_nothing() {
     let (url, provider) = start(|_, _, body| embeddings_response(body)).await;
-    assert!(
-        embedder(url, Duration::from_secs(5), 0)
-            .embed(&[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(embedder(url, Duration::from_secs(5), 0).embed(&[]).await.unwrap().is_empty());
     assert_eq!(provider.requests.load(Ordering::SeqCst), 0);
 }

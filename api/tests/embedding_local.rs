@@ -9,10 +9,7 @@ use std::sync::OnceLock;
 use pinak_api::embedding::{EmbeddingError, LocalEmbedder};
 use serde::Deserialize;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/minilm_reference.json"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm_reference.json");
 const MIN_COSINE: f32 = 0.999;
 
 #[derive(Deserialize)]
@@ -49,10 +46,7 @@ fn norm(v: &[f32]) -> f32 {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn embed_all(texts: &[&str]) -> Vec<Vec<f32>> {
@@ -66,34 +60,19 @@ fn matches_the_reference_in_one_batch_and_one_by_one() {
     let sentences: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
 
     let batch = embed_all(&sentences);
-    let single: Vec<Vec<f32>> = sentences
-        .iter()
-        .map(|s| embed_all(&[s]).remove(0))
-        .collect();
+    let single: Vec<Vec<f32>> = sentences.iter().map(|s| embed_all(&[s]).remove(0)).collect();
 
     let (mut min_cosine, mut max_diff) = (f32::MAX, 0f32);
     for (i, sentence) in sentences.iter().enumerate() {
         let want = &reference.embeddings[i];
         assert_eq!(batch[i].len(), want.len(), "dimension of {sentence:?}");
         let (cos_batch, cos_single) = (cosine(&batch[i], want), cosine(&single[i], want));
-        assert!(
-            cos_batch > MIN_COSINE,
-            "batched {sentence:?}: cosine {cos_batch}"
-        );
-        assert!(
-            cos_single > MIN_COSINE,
-            "single {sentence:?}: cosine {cos_single}"
-        );
+        assert!(cos_batch > MIN_COSINE, "batched {sentence:?}: cosine {cos_batch}");
+        assert!(cos_single > MIN_COSINE, "single {sentence:?}: cosine {cos_single}");
         // Padding to the batch's longest text must not change a text's vector.
         let diff = max_abs_diff(&batch[i], &single[i]);
-        assert!(
-            diff < 1e-4,
-            "{sentence:?}: batch and single differ by {diff}"
-        );
-        assert!(
-            (norm(&batch[i]) - 1.0).abs() < 1e-4,
-            "{sentence:?} is not unit length"
-        );
+        assert!(diff < 1e-4, "{sentence:?}: batch and single differ by {diff}");
+        assert!((norm(&batch[i]) - 1.0).abs() < 1e-4, "{sentence:?} is not unit length");
         min_cosine = min_cosine.min(cos_batch).min(cos_single);
         max_diff = max_diff.max(diff);
     }
@@ -107,38 +86,23 @@ fn matches_the_reference_in_one_batch_and_one_by_one() {
 fn keeps_input_order_across_chunks() {
     // More texts than one forward pass takes, in an order unlike the length-sorted one.
     let reference = reference();
-    let texts: Vec<&str> = (0..70)
-        .map(|i| reference.sentences[i * 7 % reference.sentences.len()].as_str())
-        .collect();
+    let texts: Vec<&str> = (0..70).map(|i| reference.sentences[i * 7 % reference.sentences.len()].as_str()).collect();
     for (text, got) in texts.iter().zip(embed_all(&texts)) {
         let i = reference.sentences.iter().position(|s| s == text).unwrap();
         let cos = cosine(&got, &reference.embeddings[i]);
-        assert!(
-            cos > MIN_COSINE,
-            "{text:?} came back as another text's vector (cosine {cos})"
-        );
+        assert!(cos > MIN_COSINE, "{text:?} came back as another text's vector (cosine {cos})");
     }
 }
 
 #[test]
 fn odd_inputs_embed_without_error() {
     let long = "word ".repeat(1_000);
-    let texts = [
-        "",
-        long.as_str(),
-        "🦀🔥🎉",
-        "\0\0\0",
-        "\u{feff}\u{200b}",
-        "ｆｕｌｌｗｉｄｔｈ",
-    ];
+    let texts = ["", long.as_str(), "🦀🔥🎉", "\0\0\0", "\u{feff}\u{200b}", "ｆｕｌｌｗｉｄｔｈ"];
     let out = embed_all(&texts);
     assert_eq!(out.len(), texts.len());
     for (text, v) in texts.iter().zip(&out) {
         assert_eq!(v.len(), 384, "{text:?}");
-        assert!(
-            v.iter().all(|x| x.is_finite()),
-            "{text:?} gave a non-finite value"
-        );
+        assert!(v.iter().all(|x| x.is_finite()), "{text:?} gave a non-finite value");
     }
     assert!(embed_all(&[]).is_empty());
 }

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 
 use crate::load::Op;
 
@@ -25,8 +25,12 @@ pub fn token(project: &str) -> String {
         "iat": now, "exp": now + 86_400, "jti": uuid::Uuid::new_v4().to_string(),
         "scopes": ["memory.read", "memory.write"], "roles": ["agent"], "client_id": "bench-client",
     });
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()))
-        .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
 }
 
 pub fn client() -> reqwest::Client {
@@ -96,7 +100,13 @@ impl ApiProcess {
             .stderr(log);
         let spawned = Instant::now();
         let child = cmd.spawn().with_context(|| format!("starting {}", spec.bin.display()))?;
-        let mut p = ApiProcess { child, base: format!("http://127.0.0.1:{port}"), log: spec.log, live_after: Duration::ZERO, spawned };
+        let mut p = ApiProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log: spec.log,
+            live_after: Duration::ZERO,
+            spawned,
+        };
         let c = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
         let url = format!("{}/api/v1/live", p.base);
         loop {
@@ -187,22 +197,26 @@ pub async fn serve_embeddings(vectors: HashMap<String, Vec<f32>>) -> Result<Stri
     let app = axum::Router::new()
         .route(
             "/v1/embeddings",
-            axum::routing::post(|axum::extract::State(v): axum::extract::State<Arc<HashMap<String, Vec<f32>>>>, axum::Json(body): axum::Json<Value>| async move {
-                let inputs: Vec<String> = match &body["input"] {
-                    Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or_default().to_owned()).collect(),
-                    _ => Vec::new(),
-                };
-                let data: Vec<Value> = inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        let e = v.get(t).cloned().unwrap_or_else(|| pinak_api::embedding::DummyEmbedder.embed_one(t));
-                        json!({"object": "embedding", "index": i, "embedding": e})
-                    })
-                    .collect();
-                axum::Json(json!({"object": "list", "data": data, "model": body["model"]}))
-            }),
+            axum::routing::post(
+                |axum::extract::State(v): axum::extract::State<Arc<HashMap<String, Vec<f32>>>>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    let inputs: Vec<String> = match &body["input"] {
+                        Value::String(s) => vec![s.clone()],
+                        Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or_default().to_owned()).collect(),
+                        _ => Vec::new(),
+                    };
+                    let data: Vec<Value> = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let e =
+                                v.get(t).cloned().unwrap_or_else(|| pinak_api::embedding::DummyEmbedder.embed_one(t));
+                            json!({"object": "embedding", "index": i, "embedding": e})
+                        })
+                        .collect();
+                    axum::Json(json!({"object": "list", "data": data, "model": body["model"]}))
+                },
+            ),
         )
         .with_state(vectors);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -253,7 +267,12 @@ impl ApiSearch {
 impl Op for ApiSearch {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let q = seq % self.queries.len();
-        let r = self.client.get(format!("{}{}", self.prefix, self.queries[q])).bearer_auth(self.token.as_str()).send().await?;
+        let r = self
+            .client
+            .get(format!("{}{}", self.prefix, self.queries[q]))
+            .bearer_auth(self.token.as_str())
+            .send()
+            .await?;
         let status = r.status();
         let body = r.bytes().await?;
         if !status.is_success() {
@@ -276,7 +295,13 @@ pub struct ApiIngest {
 impl Op for ApiIngest {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let text = &self.texts[seq % self.texts.len()];
-        let r = self.client.post(&self.url).bearer_auth(self.token.as_str()).json(&json!({"content": text, "tags": ["bench"]})).send().await?;
+        let r = self
+            .client
+            .post(&self.url)
+            .bearer_auth(self.token.as_str())
+            .json(&json!({"content": text, "tags": ["bench"]}))
+            .send()
+            .await?;
         let status = r.status();
         let body = r.bytes().await?;
         if status.as_u16() != 201 {
@@ -306,7 +331,13 @@ pub struct ApiBatchIngest {
 impl Op for ApiBatchIngest {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let items = batch_items(&self.texts, seq);
-        let r = self.client.post(&self.url).bearer_auth(self.token.as_str()).json(&json!({"layer": "semantic", "items": items})).send().await?;
+        let r = self
+            .client
+            .post(&self.url)
+            .bearer_auth(self.token.as_str())
+            .json(&json!({"layer": "semantic", "items": items}))
+            .send()
+            .await?;
         let status = r.status();
         let body = r.bytes().await?;
         if status.as_u16() != 201 {

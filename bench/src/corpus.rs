@@ -11,7 +11,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 pub const DIM: usize = 384;
 const MAGIC: &[u8; 12] = b"PINAKBENCH1\n";
@@ -50,7 +50,9 @@ pub fn splitmix(state: &mut u64) -> u64 {
 fn sentences(cache: &Path) -> Result<Vec<String>> {
     let path = cache.join("sentences.txt");
     if !path.exists() {
-        println!("corpus: extracting sentences from local documentation (man pages, /usr/share/doc, Python stdlib); once, ~1 min");
+        println!(
+            "corpus: extracting sentences from local documentation (man pages, /usr/share/doc, Python stdlib); once, ~1 min"
+        );
         let script = cache.join("corpus.py");
         fs::write(&script, EXTRACTOR)?;
         let tmp = cache.join("sentences.txt.tmp");
@@ -129,7 +131,9 @@ fn best_prefix(cache: &Path, order: &[String], want: usize) -> Vec<Item> {
     let Ok(dir) = fs::read_dir(cache) else { return best };
     let mut files: Vec<PathBuf> = dir
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("corpus-") && n.ends_with(".bin")))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("corpus-") && n.ends_with(".bin"))
+        })
         .collect();
     files.sort();
     for f in files {
@@ -144,9 +148,9 @@ fn best_prefix(cache: &Path, order: &[String], want: usize) -> Vec<Item> {
 }
 
 pub fn size_label(n: usize) -> String {
-    if n % 1_000_000 == 0 {
+    if n.is_multiple_of(1_000_000) {
         format!("{}m", n / 1_000_000)
-    } else if n % 1000 == 0 {
+    } else if n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -155,20 +159,31 @@ pub fn size_label(n: usize) -> String {
 
 /// Loads (or builds and caches) `n_queries` held-out queries and `n_docs` documents, of which
 /// the first `real_docs` are real sentences and the rest synthetic mixes of those.
-pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: usize, real_docs: usize) -> Result<Corpus> {
+pub fn load(
+    cache: &Path,
+    model_dir: Option<&Path>,
+    n_docs: usize,
+    n_queries: usize,
+    real_docs: usize,
+) -> Result<Corpus> {
     fs::create_dir_all(cache)?;
     let order = sentences(cache)?;
     let real_docs = real_docs.min(n_docs);
     let want = real_docs + n_queries;
     if order.len() < want {
-        bail!("only {} distinct sentences on this machine; {want} needed (use a smaller --size, or --real N to mix the rest)", order.len());
+        bail!(
+            "only {} distinct sentences on this machine; {want} needed (use a smaller --size, or --real N to mix the rest)",
+            order.len()
+        );
     }
     let target = cache.join(format!("corpus-{}.bin", size_label(real_docs)));
     let mut items = best_prefix(cache, &order, want);
     let cached = items.len();
     let mut embed_rate = None;
     if cached < want {
-        let dir = model_dir.context("the corpus must be embedded: set PINAK_MODEL_DIR (scripts/stack.sh install writes it to .tools/env)")?;
+        let dir = model_dir.context(
+            "the corpus must be embedded: set PINAK_MODEL_DIR (scripts/stack.sh install writes it to .tools/env)",
+        )?;
         let todo = want - cached;
         println!(
             "corpus: embedding {todo} sentences with all-MiniLM-L6-v2 ({cached} cached); at ~100 sentences/s on 2 cores this takes ~{} min",
@@ -187,7 +202,12 @@ pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: us
             since_checkpoint += texts.len();
             let done = items.len() - cached;
             let rate = done as f64 / started.elapsed().as_secs_f64();
-            println!("corpus: {}/{} embedded ({rate:.0}/s, ~{:.0} s left)", items.len(), want, (want - items.len()) as f64 / rate);
+            println!(
+                "corpus: {}/{} embedded ({rate:.0}/s, ~{:.0} s left)",
+                items.len(),
+                want,
+                (want - items.len()) as f64 / rate
+            );
             if since_checkpoint >= CHECKPOINT_EVERY && items.len() < want {
                 write_cache(&cache.join("corpus-partial.bin"), &items)?;
                 since_checkpoint = 0;
@@ -203,7 +223,14 @@ pub fn load(cache: &Path, model_dir: Option<&Path>, n_docs: usize, n_queries: us
     let mut docs = items.split_off(n_queries);
     let synthetic = n_docs - docs.len();
     extend_synthetic(&mut docs, synthetic);
-    Ok(Corpus { queries: items, docs, embed_rate, embedded_now: want - cached, source_sentences: order.len(), synthetic })
+    Ok(Corpus {
+        queries: items,
+        docs,
+        embed_rate,
+        embedded_now: want - cached,
+        source_sentences: order.len(),
+        synthetic,
+    })
 }
 
 /// Appends `n` synthetic documents, each the normalised mix t·a + (1-t)·b of two real
@@ -282,7 +309,11 @@ mod tests {
             assert!(d.vector.iter().all(|x| *x >= 0.0), "a convex mix of the two real vectors");
             assert!(d.text.starts_with("synthetic mix"));
         }
-        let again = { let mut d2 = vec![item([1.0, 0.0]), item([0.0, 1.0])]; extend_synthetic(&mut d2, 50); d2 };
+        let again = {
+            let mut d2 = vec![item([1.0, 0.0]), item([0.0, 1.0])];
+            extend_synthetic(&mut d2, 50);
+            d2
+        };
         assert_eq!(again[30].vector, docs[30].vector, "fixed seed");
     }
 
@@ -299,7 +330,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pinak-bench-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("corpus-2.bin");
-        let items = vec![Item { text: "a b\tc".into(), vector: vec![0.5; DIM] }, Item { text: "ü".into(), vector: vec![-1.0; DIM] }];
+        let items = vec![
+            Item { text: "a b\tc".into(), vector: vec![0.5; DIM] },
+            Item { text: "ü".into(), vector: vec![-1.0; DIM] },
+        ];
         write_cache(&path, &items).unwrap();
         let back = read_cache(&path).unwrap();
         assert_eq!(back.len(), 2);

@@ -3,8 +3,8 @@
 //! request from send to fully-read response.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// One request kind. Returns recall@k of the answer when that is meaningful.

@@ -9,7 +9,12 @@ pub struct Table {
 
 impl Table {
     pub fn new(title: impl Into<String>, headers: &[&str]) -> Self {
-        Table { title: title.into(), headers: headers.iter().map(|s| s.to_string()).collect(), rows: Vec::new(), notes: Vec::new() }
+        Table {
+            title: title.into(),
+            headers: headers.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -33,7 +38,8 @@ impl Table {
             for (i, w) in width.iter().enumerate() {
                 let c = cells.get(i).map(String::as_str).unwrap_or("");
                 // Text columns left, figures right.
-                let numeric = c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '<' || ch == '>');
+                let numeric =
+                    c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '<' || ch == '>');
                 let pad = w - c.chars().count();
                 if numeric && i > 0 {
                     s.push_str(&format!(" {}{} |", " ".repeat(pad), c));

@@ -10,11 +10,11 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use crate::api::{recall, TENANT};
+use crate::api::{TENANT, recall};
 use crate::corpus::Item;
 use crate::load::Op;
-use pinak_api::tenancy::Scope;
 use pinak_api::search::vector_order;
+use pinak_api::tenancy::Scope;
 use pinak_api::vector_path::{self, Paths, Rule, VectorPath};
 
 /// High half of every benchmark row id; the low half is the document index.
@@ -31,7 +31,7 @@ pub fn doc_id(i: usize) -> uuid::Uuid {
 
 /// Every 100th document belongs to the small project (1 % of rows), the rest to main.
 pub fn project_of(i: usize) -> &'static str {
-    if i % 100 == 0 { SMALL_PROJECT } else { MAIN_PROJECT }
+    if i.is_multiple_of(100) { SMALL_PROJECT } else { MAIN_PROJECT }
 }
 
 pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgConnection> {
@@ -45,7 +45,10 @@ pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgConnection> {
 /// Drops the schemas earlier benchmark runs left behind (this cluster is the benchmark's own).
 pub async fn drop_old_schemas(url: &str) -> Result<usize> {
     let mut c = connect(url, None).await?;
-    let names: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'bench\\_%'").fetch_all(&mut c).await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
+            .fetch_all(&mut c)
+            .await?;
     for n in &names {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{n}\" CASCADE"))).execute(&mut c).await?;
     }
@@ -80,7 +83,10 @@ pub struct ServerInfo {
 pub async fn server_info(url: &str) -> Result<ServerInfo> {
     let mut c = connect(url, None).await?;
     let version: String = sqlx::query_scalar("SELECT split_part(version(), ' on ', 1)").fetch_one(&mut c).await?;
-    let pgvector: String = sqlx::query_scalar("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'").fetch_optional(&mut c).await?.unwrap_or_default();
+    let pgvector: String = sqlx::query_scalar("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'")
+        .fetch_optional(&mut c)
+        .await?
+        .unwrap_or_default();
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT name::text, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'max_connections', 'synchronous_commit') ORDER BY name",
     )
@@ -92,7 +98,8 @@ pub async fn server_info(url: &str) -> Result<ServerInfo> {
 
 /// Creates `schema` with the API's migrations (the same code path `pinak-api` runs at start).
 pub async fn migrate(url: &str, schema: &str) -> Result<()> {
-    let opts = PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\",public").as_str()), ("timezone", "UTC")]);
+    let opts = PgConnectOptions::from_str(url)?
+        .options([("search_path", format!("\"{schema}\",public").as_str()), ("timezone", "UTC")]);
     let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
     pinak_api::db::migrate(&pool, schema).await?;
     pool.close().await;
@@ -123,7 +130,8 @@ pub struct LoadStats {
 pub async fn load_docs(url: &str, schema: &str, docs: &[Item]) -> Result<LoadStats> {
     let mut c = connect(url, Some(schema)).await?;
     // The migration's index, rebuilt as defined after the load (faster than per-row inserts).
-    let index_def: String = sqlx::query_scalar("SELECT pg_get_indexdef('memories_semantic_hnsw'::regclass)").fetch_one(&mut c).await?;
+    let index_def: String =
+        sqlx::query_scalar("SELECT pg_get_indexdef('memories_semantic_hnsw'::regclass)").fetch_one(&mut c).await?;
     sqlx::query("DROP INDEX memories_semantic_hnsw").execute(&mut c).await?;
     let t = Instant::now();
     let mut copy = c
@@ -187,7 +195,12 @@ pub struct IndexVariant {
 
 impl IndexVariant {
     pub fn label(&self) -> String {
-        format!("{} m={} ef_construction={}", if self.half { "halfvec" } else { "vector" }, self.m, self.ef_construction)
+        format!(
+            "{} m={} ef_construction={}",
+            if self.half { "halfvec" } else { "vector" },
+            self.m,
+            self.ef_construction
+        )
     }
 
     /// The column of `tune` and the type queries cast to.
@@ -212,7 +225,10 @@ pub async fn build_variant(url: &str, schema: &str, rows: usize, v: IndexVariant
     set_build_memory(&mut c, rows).await?;
     let (column, _) = v.column();
     let ops = if v.half { "halfvec_l2_ops" } else { "vector_l2_ops" };
-    let sql = format!("CREATE INDEX tune_hnsw ON tune USING hnsw ({column} {ops}) WITH (m = {}, ef_construction = {})", v.m, v.ef_construction);
+    let sql = format!(
+        "CREATE INDEX tune_hnsw ON tune USING hnsw ({column} {ops}) WITH (m = {}, ef_construction = {})",
+        v.m, v.ef_construction
+    );
     let t = Instant::now();
     sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
     let took = t.elapsed();
@@ -242,18 +258,26 @@ impl Kind {
     pub fn label(&self) -> String {
         match self {
             Kind::Hybrid { ef, .. } => format!("SQL: the API's search statement + fusion (ef_search={ef})"),
-            Kind::HnswIterative(ef) => format!("SQL: pgvector HNSW alone, one layer, iterative relaxed_order, ef_search={ef}"),
+            Kind::HnswIterative(ef) => {
+                format!("SQL: pgvector HNSW alone, one layer, iterative relaxed_order, ef_search={ef}")
+            }
             Kind::HnswDefault => "SQL: pgvector HNSW alone, defaults (ef_search=40, no iterative scan)".into(),
             Kind::Exact => "SQL: exact scan of the scope (index scans off)".into(),
-            Kind::Variant { ef, index } => format!("SQL: pgvector HNSW alone on a copy, {}, ef_search={ef}", index.label()),
+            Kind::Variant { ef, index } => {
+                format!("SQL: pgvector HNSW alone on a copy, {}, ef_search={ef}", index.label())
+            }
         }
     }
 
     fn settings(&self) -> Vec<String> {
         match self {
             // `tune` has no other index: without this, small copies are scanned sequentially.
-            Kind::Variant { ef, .. } => [Kind::HnswIterative(*ef).settings(), vec!["SET enable_seqscan = off".into()]].concat(),
-            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()],
+            Kind::Variant { ef, .. } => {
+                [Kind::HnswIterative(*ef).settings(), vec!["SET enable_seqscan = off".into()]].concat()
+            }
+            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => {
+                vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()]
+            }
             Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
             Kind::Exact => vec!["SET enable_indexscan = off".into()],
         }
@@ -309,13 +333,22 @@ fn doc_of(row: &Value) -> Option<usize> {
 }
 
 impl SqlSearch {
-    pub async fn open(url: &str, schema: &str, kind: Kind, project: &'static str, shared: &Shared, truth: Arc<Vec<Vec<usize>>>) -> Result<Self> {
+    pub async fn open(
+        url: &str,
+        schema: &str,
+        kind: Kind,
+        project: &'static str,
+        shared: &Shared,
+        truth: Arc<Vec<Vec<usize>>>,
+    ) -> Result<Self> {
         let mut conn = connect(url, Some(schema)).await?;
         for s in kind.settings() {
             sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await?;
         }
         let paths = match kind {
-            Kind::Hybrid { rule, .. } => Some(vector_path::measure(&mut conn, &Scope::new(TENANT, project), rule).await?),
+            Kind::Hybrid { rule, .. } => {
+                Some(vector_path::measure(&mut conn, &Scope::new(TENANT, project), rule).await?)
+            }
             _ => None,
         };
         let sql = Arc::new(kind.sql(paths));
@@ -334,7 +367,8 @@ impl SqlSearch {
             .bind(20i64)
             .fetch_all(&mut self.conn)
             .await?;
-        let scan = lines.iter().map(|l| l.trim().trim_start_matches("-> ").trim()).find(|l| l.contains("Scan")).unwrap_or("?");
+        let scan =
+            lines.iter().map(|l| l.trim().trim_start_matches("-> ").trim()).find(|l| l.contains("Scan")).unwrap_or("?");
         Ok(scan.split("  ").next().unwrap_or(scan).to_owned())
     }
 }
@@ -345,7 +379,14 @@ impl Op for SqlSearch {
         // k = 2 x limit, as the API asks each list for (limit 10).
         if let Some(paths) = self.paths {
             let scope = Scope::new(TENANT, self.project);
-            let found = pinak_api::search::candidates(&mut self.conn, &scope, &self.texts[q], Some((&self.vectors[q], paths)), 20).await?;
+            let found = pinak_api::search::candidates(
+                &mut self.conn,
+                &scope,
+                &self.texts[q],
+                Some((&self.vectors[q], paths)),
+                20,
+            )
+            .await?;
             let hits = pinak_api::search::rank(found, pinak_api::search::DEFAULT_VECTOR_WEIGHT, 10);
             return Ok(Some(recall(hits.iter().filter_map(|h| doc_of(&h.row)), &self.truth[q], 10)));
         }
@@ -381,7 +422,12 @@ impl Op for SqlBatchIngest {
         // The dummy backend embeds the semantic layer's text: its content.
         let embeddings: Vec<_> = payloads
             .iter()
-            .map(|p| Some(pinak_api::records::Embedding { vector: DummyEmbedder.embed_one(p["content"].as_str().unwrap_or_default()), model: DummyEmbedder::MODEL_NAME.into() }))
+            .map(|p| {
+                Some(pinak_api::records::Embedding {
+                    vector: DummyEmbedder.embed_one(p["content"].as_str().unwrap_or_default()),
+                    model: DummyEmbedder::MODEL_NAME.into(),
+                })
+            })
             .collect();
         let actor = pinak_api::actor::Actor {
             agent_id: "bench-agent".into(),
@@ -391,7 +437,15 @@ impl Op for SqlBatchIngest {
             child_client_id: None,
         };
         let mut tx = self.conn.begin().await?;
-        pinak_api::records::copy_documents(&mut tx, pinak_api::layers::Layer::Semantic, &Scope::new(TENANT, "ceiling"), &actor, &payloads, &embeddings).await?;
+        pinak_api::records::copy_documents(
+            &mut tx,
+            pinak_api::layers::Layer::Semantic,
+            &Scope::new(TENANT, "ceiling"),
+            &actor,
+            &payloads,
+            &embeddings,
+        )
+        .await?;
         tx.commit().await?;
         Ok(None)
     }

@@ -83,9 +83,7 @@ fn parse_args(args: &[String]) -> Result<Command, Refusal> {
         None => Err(Refusal::new("missing command (try `pinak --help`)")),
         Some("-h" | "--help" | "help") => Ok(Command::Help(USAGE)),
         Some("mint") => parse_mint(&args[1..]),
-        Some(other) => Err(Refusal::new(format!(
-            "unknown command `{other}` (try `pinak --help`)"
-        ))),
+        Some(other) => Err(Refusal::new(format!("unknown command `{other}` (try `pinak --help`)"))),
     }
 }
 
@@ -131,9 +129,7 @@ fn parse_mint(args: &[String]) -> Result<Command, Refusal> {
             "--issuer" => &mut issuer,
             "--audience" => &mut audience,
             _ => {
-                return Err(Refusal::new(format!(
-                    "unknown argument `{arg}` (try `pinak mint --help`)"
-                )));
+                return Err(Refusal::new(format!("unknown argument `{arg}` (try `pinak mint --help`)")));
             }
         };
         let value = match inline {
@@ -155,9 +151,7 @@ fn parse_mint(args: &[String]) -> Result<Command, Refusal> {
     let required = |v: Option<String>, flag: &str| match v {
         Some(v) if !v.trim().is_empty() => Ok(v),
         Some(_) => Err(Refusal::new(format!("{flag} must not be empty"))),
-        None => Err(Refusal::new(format!(
-            "{flag} is required (try `pinak mint --help`)"
-        ))),
+        None => Err(Refusal::new(format!("{flag} is required (try `pinak mint --help`)"))),
     };
     let non_empty = |v: Option<String>, flag: &str, default: &str| match v {
         Some(v) if v.trim().is_empty() => Err(Refusal::new(format!("{flag} must not be empty"))),
@@ -167,12 +161,7 @@ fn parse_mint(args: &[String]) -> Result<Command, Refusal> {
 
     let mut scopes: Vec<String> = match scopes {
         Some(s) => {
-            let list: Vec<String> = s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let list: Vec<String> = s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
             if list.is_empty() {
                 return Err(Refusal::new("--scopes must name at least one scope"));
             }
@@ -188,9 +177,7 @@ fn parse_mint(args: &[String]) -> Result<Command, Refusal> {
         Some(t) => match t.parse::<i64>() {
             Ok(n) if n > 0 && n <= 10 * 365 * 24 * 3600 => n,
             _ => {
-                return Err(Refusal::new(format!(
-                    "--ttl must be a positive number of seconds, got `{t}`"
-                )));
+                return Err(Refusal::new(format!("--ttl must be a positive number of seconds, got `{t}`")));
             }
         },
     };
@@ -217,9 +204,8 @@ fn parse_mint(args: &[String]) -> Result<Command, Refusal> {
 fn load_secret(args: &MintArgs, env_value: Option<OsString>) -> Result<Vec<u8>, Refusal> {
     let secret = match &args.secret_file {
         Some(path) => {
-            let mut bytes = std::fs::read(path).map_err(|e| {
-                Refusal::new(format!("cannot read secret file {}: {e}", path.display()))
-            })?;
+            let mut bytes = std::fs::read(path)
+                .map_err(|e| Refusal::new(format!("cannot read secret file {}: {e}", path.display())))?;
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
                 if bytes.last() == Some(&b'\r') {
@@ -231,9 +217,7 @@ fn load_secret(args: &MintArgs, env_value: Option<OsString>) -> Result<Vec<u8>, 
         None => match env_value {
             Some(v) => v.into_encoded_bytes(),
             None => {
-                return Err(Refusal::new(format!(
-                    "no signing secret: set {SECRET_ENV} or pass --secret-file"
-                )));
+                return Err(Refusal::new(format!("no signing secret: set {SECRET_ENV} or pass --secret-file")));
             }
         },
     };
@@ -243,9 +227,7 @@ fn load_secret(args: &MintArgs, env_value: Option<OsString>) -> Result<Vec<u8>, 
 
 fn check_secret(secret: &[u8]) -> Result<(), Refusal> {
     if secret.is_empty() {
-        return Err(Refusal::new(format!(
-            "no signing secret: {SECRET_ENV} / --secret-file is empty"
-        )));
+        return Err(Refusal::new(format!("no signing secret: {SECRET_ENV} / --secret-file is empty")));
     }
     if PUBLISHED_SECRETS.iter().any(|p| p.as_bytes() == secret) {
         return Err(Refusal::new(
@@ -284,11 +266,7 @@ fn claims(args: &MintArgs, now: i64, jti: &str) -> Value {
 
 fn mint(args: &MintArgs, secret: &[u8], now: i64) -> Result<String, jsonwebtoken::errors::Error> {
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims(args, now, &jti),
-        &EncodingKey::from_secret(secret),
-    )
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(args, now, &jti), &EncodingKey::from_secret(secret))
 }
 
 /// What to print on stdout (help text or the token), or a refusal.
@@ -303,11 +281,7 @@ fn run(args: &[String]) -> Result<String, Refusal> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = match std::env::args_os()
-        .skip(1)
-        .map(OsString::into_string)
-        .collect::<Result<_, _>>()
-    {
+    let args: Vec<String> = match std::env::args_os().skip(1).map(OsString::into_string).collect::<Result<_, _>>() {
         Ok(a) => a,
         Err(_) => {
             eprintln!("pinak: arguments must be valid UTF-8");
@@ -353,9 +327,7 @@ mod tests {
         v.set_issuer(&[iss]);
         v.set_audience(&[aud]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "jti"]);
-        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(secret), &v)
-            .unwrap()
-            .claims
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(secret), &v).unwrap().claims
     }
 
     #[test]
@@ -363,12 +335,7 @@ mod tests {
         let args = mint_args("mint --tenant acme --project proj1");
         let now = chrono::Utc::now().timestamp();
         let token = mint(&args, SECRET.as_bytes(), now).unwrap();
-        let c = decode(
-            &token,
-            SECRET.as_bytes(),
-            "pinak-memory",
-            "pinak-memory-api",
-        );
+        let c = decode(&token, SECRET.as_bytes(), "pinak-memory", "pinak-memory-api");
         assert_eq!(c["sub"], "local-dev");
         assert_eq!(c["tenant"], "acme");
         assert_eq!(c["project_id"], "proj1");
@@ -399,8 +366,7 @@ mod tests {
         assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 60);
 
         // memory.admin is not duplicated.
-        let args =
-            mint_args("mint --tenant t --project p --admin --scopes memory.admin,memory.read");
+        let args = mint_args("mint --tenant t --project p --admin --scopes memory.admin,memory.read");
         assert_eq!(args.scopes, ["memory.admin", "memory.read"]);
         // Default scopes plus admin.
         let args = mint_args("mint --tenant t --project p --admin");
@@ -432,9 +398,7 @@ mod tests {
         let token = mint(&args, SECRET.as_bytes(), chrono::Utc::now().timestamp()).unwrap();
         let v = Validation::new(Algorithm::HS256);
         let other = b"another-secret-that-is-long-enough-0000";
-        assert!(
-            jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(other), &v).is_err()
-        );
+        assert!(jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(other), &v).is_err());
     }
 
     #[test]
@@ -442,29 +406,12 @@ mod tests {
         let args = mint_args("mint --tenant t --project p");
         let err = load_secret(&args, None).unwrap_err();
         assert!(err.0.contains("PINAK_JWT_SECRET"), "{err:?}");
-        for bad in [
-            "",
-            "secret",
-            "dev-secret-change-me",
-            "test-secret",
-            "x".repeat(31).as_str(),
-        ] {
-            assert!(
-                load_secret(&args, Some(bad.into())).is_err(),
-                "{bad:?} should be refused"
-            );
+        for bad in ["", "secret", "dev-secret-change-me", "test-secret", "x".repeat(31).as_str()] {
+            assert!(load_secret(&args, Some(bad.into())).is_err(), "{bad:?} should be refused");
         }
         assert!(check_secret(b"secret").unwrap_err().0.contains("published"));
-        assert!(
-            check_secret(&[b'x'; 31])
-                .unwrap_err()
-                .0
-                .contains("31 bytes")
-        );
-        assert_eq!(
-            load_secret(&args, Some("y".repeat(32).into())).unwrap(),
-            vec![b'y'; 32]
-        );
+        assert!(check_secret(&[b'x'; 31]).unwrap_err().0.contains("31 bytes"));
+        assert_eq!(load_secret(&args, Some("y".repeat(32).into())).unwrap(), vec![b'y'; 32]);
     }
 
     #[test]
@@ -476,10 +423,7 @@ mod tests {
         let mut args = mint_args("mint --tenant t --project p");
         args.secret_file = Some(path.clone());
         // The file wins over the environment.
-        assert_eq!(
-            load_secret(&args, Some("z".repeat(40).into())).unwrap(),
-            SECRET.as_bytes()
-        );
+        assert_eq!(load_secret(&args, Some("z".repeat(40).into())).unwrap(), SECRET.as_bytes());
         std::fs::write(&path, format!("{SECRET}\r\n")).unwrap();
         assert_eq!(load_secret(&args, None).unwrap(), SECRET.as_bytes());
         std::fs::write(&path, "dev-secret-change-me\n").unwrap();
@@ -487,12 +431,7 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         assert!(load_secret(&args, None).is_err());
         args.secret_file = Some(dir.join("absent"));
-        assert!(
-            load_secret(&args, None)
-                .unwrap_err()
-                .0
-                .contains("cannot read")
-        );
+        assert!(load_secret(&args, None).unwrap_err().0.contains("cannot read"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -511,16 +450,10 @@ mod tests {
             "mint --tenant t --project p --sub",
             "frobnicate",
         ] {
-            assert!(
-                parse_args(&argv(bad)).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(parse_args(&argv(bad)).is_err(), "{bad:?} should be rejected");
         }
         assert!(matches!(parse_args(&argv("--help")), Ok(Command::Help(_))));
         assert!(parse_args(&argv("")).is_err());
-        assert!(matches!(
-            parse_args(&argv("mint --help")),
-            Ok(Command::Help(MINT_USAGE))
-        ));
+        assert!(matches!(parse_args(&argv("mint --help")), Ok(Command::Help(MINT_USAGE))));
     }
 }

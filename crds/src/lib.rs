@@ -45,15 +45,7 @@ pub mod condition {
     pub const PAUSED: &str = "Paused";
 
     /// Every condition type, in the order the operator reports them.
-    pub const ALL: [&str; 7] = [
-        READY,
-        DATABASE_READY,
-        SECRETS_READY,
-        API_AVAILABLE,
-        PROGRESSING,
-        DEGRADED,
-        PAUSED,
-    ];
+    pub const ALL: [&str; 7] = [READY, DATABASE_READY, SECRETS_READY, API_AVAILABLE, PROGRESSING, DEGRADED, PAUSED];
 }
 
 /// Desired state of a Pinak memory store.
@@ -88,17 +80,8 @@ pub mod condition {
         description = "Postgres schema holding the store",
         json_path = ".status.schema"
     ),
-    printcolumn(
-        name = "Replicas",
-        type_ = "integer",
-        description = "API pods",
-        json_path = ".status.replicas"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Replicas", type_ = "integer", description = "API pods", json_path = ".status.replicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -353,11 +336,7 @@ pub struct AuthSpec {
 
 impl Default for AuthSpec {
     fn default() -> Self {
-        Self {
-            issuer: default_issuer(),
-            audience: default_audience(),
-            jwks_url: None,
-        }
+        Self { issuer: default_issuer(), audience: default_audience(), jwks_url: None }
     }
 }
 
@@ -500,12 +479,7 @@ pub struct ApiSpec {
 
 impl Default for ApiSpec {
     fn default() -> Self {
-        Self {
-            image: None,
-            replicas: default_replicas(),
-            autoscaling: None,
-            resources: None,
-        }
+        Self { image: None, replicas: default_replicas(), autoscaling: None, resources: None }
     }
 }
 
@@ -529,10 +503,7 @@ pub struct AutoscalingSpec {
     pub max_replicas: i32,
 
     /// Average CPU utilisation (percent of requests) the autoscaler aims for.
-    #[serde(
-        rename = "targetCPUUtilizationPercentage",
-        default = "default_target_cpu"
-    )]
+    #[serde(rename = "targetCPUUtilizationPercentage", default = "default_target_cpu")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
 }
@@ -559,11 +530,7 @@ pub struct RetentionSpec {
 
 impl Default for RetentionSpec {
     fn default() -> Self {
-        Self {
-            access_log_days: default_access_log_days(),
-            session_ttl_seconds: None,
-            working_ttl_seconds: None,
-        }
+        Self { access_log_days: default_access_log_days(), session_ttl_seconds: None, working_ttl_seconds: None }
     }
 }
 
@@ -641,11 +608,7 @@ impl MemoryStoreSpec {
     /// pair are appended, so distinct stores do not collide: `team-a/x` and `team/a-x` would
     /// both sanitise to `ms_team_a_x`, but get different hashes.
     pub fn schema_name(namespace: &str, name: &str) -> String {
-        let plain = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        };
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let raw = format!("ms_{namespace}_{name}");
         if plain(namespace) && plain(name) && raw.len() <= MAX_PG_IDENTIFIER_LEN {
             return raw;
@@ -676,10 +639,7 @@ impl MemoryStoreSpec {
 
     /// The schema this store uses: `database.schema` when set, else [`Self::schema_name`].
     pub fn resolved_schema(&self, namespace: &str, name: &str) -> String {
-        self.database
-            .schema
-            .clone()
-            .unwrap_or_else(|| Self::schema_name(namespace, name))
+        self.database.schema.clone().unwrap_or_else(|| Self::schema_name(namespace, name))
     }
 
     /// The tenant this store serves: `tenant` when set, else the namespace.
@@ -769,20 +729,13 @@ mod tests {
         !s.is_empty()
             && s.len() <= MAX_PG_IDENTIFIER_LEN
             && s.starts_with("ms_")
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     }
 
     #[test]
     fn plain_names_are_kept_verbatim() {
-        assert_eq!(
-            MemoryStoreSpec::schema_name("default", "dev"),
-            "ms_default_dev"
-        );
-        assert_eq!(
-            MemoryStoreSpec::schema_name("team1", "notes2"),
-            "ms_team1_notes2"
-        );
+        assert_eq!(MemoryStoreSpec::schema_name("default", "dev"), "ms_default_dev");
+        assert_eq!(MemoryStoreSpec::schema_name("team1", "notes2"), "ms_team1_notes2");
     }
 
     #[test]
@@ -794,10 +747,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), "ms_team_a_x_".len() + SCHEMA_HASH_LEN);
         // An altered name never equals a plain one (plain ones have exactly two underscores).
-        assert_ne!(
-            MemoryStoreSpec::schema_name("Default", "dev"),
-            "ms_default_dev"
-        );
+        assert_ne!(MemoryStoreSpec::schema_name("Default", "dev"), "ms_default_dev");
         assert!(is_pg_identifier(&a) && is_pg_identifier(&b));
     }
 
@@ -857,14 +807,8 @@ mod tests {
             let s = MemoryStoreSpec::schema_name(ns, name);
             assert!(is_pg_identifier(&s), "{ns:?}/{name:?} -> {s:?}");
         }
-        assert_ne!(
-            MemoryStoreSpec::schema_name("ns", "a b"),
-            MemoryStoreSpec::schema_name("ns", "a_b")
-        );
-        assert_ne!(
-            MemoryStoreSpec::schema_name("NS", "x"),
-            MemoryStoreSpec::schema_name("ns", "X")
-        );
+        assert_ne!(MemoryStoreSpec::schema_name("ns", "a b"), MemoryStoreSpec::schema_name("ns", "a_b"));
+        assert_ne!(MemoryStoreSpec::schema_name("NS", "x"), MemoryStoreSpec::schema_name("ns", "X"));
     }
 
     #[test]
@@ -896,15 +840,7 @@ mod tests {
     fn condition_types() {
         assert_eq!(
             condition::ALL,
-            [
-                "Ready",
-                "DatabaseReady",
-                "SecretsReady",
-                "ApiAvailable",
-                "Progressing",
-                "Degraded",
-                "Paused"
-            ]
+            ["Ready", "DatabaseReady", "SecretsReady", "ApiAvailable", "Progressing", "Degraded", "Paused"]
         );
     }
 }

@@ -32,12 +32,8 @@ fn names_scope_and_version() {
     assert_eq!(v["name"], "v1alpha1");
     assert_eq!(v["served"], true);
     assert_eq!(v["storage"], true);
-    let columns: Vec<&str> = v["additionalPrinterColumns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns: Vec<&str> =
+        v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(columns, ["Ready", "Schema", "Replicas", "Age"]);
 }
 
@@ -56,18 +52,9 @@ fn has_status_and_scale_subresources() {
     );
     // The paths must exist in the schema with the types the API server expects.
     let s = schema();
-    assert_eq!(
-        s["properties"]["spec"]["properties"]["api"]["properties"]["replicas"]["type"],
-        "integer"
-    );
-    assert_eq!(
-        s["properties"]["status"]["properties"]["replicas"]["type"],
-        "integer"
-    );
-    assert_eq!(
-        s["properties"]["status"]["properties"]["selector"]["type"],
-        "string"
-    );
+    assert_eq!(s["properties"]["spec"]["properties"]["api"]["properties"]["replicas"]["type"], "integer");
+    assert_eq!(s["properties"]["status"]["properties"]["replicas"]["type"], "integer");
+    assert_eq!(s["properties"]["status"]["properties"]["selector"]["type"], "string");
 }
 
 /// A subset of the API server's structural-schema rules: every node has a type (or is an
@@ -75,18 +62,8 @@ fn has_status_and_scale_subresources() {
 /// `allOf`, `not`) since ours would carry types or defaults, objects use either
 /// `properties` or `additionalProperties`, and arrays have `items`.
 fn assert_structural(node: &Value, path: &str) {
-    let obj = node
-        .as_object()
-        .unwrap_or_else(|| panic!("{path}: schema is not an object"));
-    for forbidden in [
-        "$ref",
-        "oneOf",
-        "anyOf",
-        "allOf",
-        "not",
-        "definitions",
-        "$defs",
-    ] {
+    let obj = node.as_object().unwrap_or_else(|| panic!("{path}: schema is not an object"));
+    for forbidden in ["$ref", "oneOf", "anyOf", "allOf", "not", "definitions", "$defs"] {
         assert!(!obj.contains_key(forbidden), "{path}: has `{forbidden}`");
     }
     let int_or_string = obj.get("x-kubernetes-int-or-string") == Some(&json!(true));
@@ -94,10 +71,7 @@ fn assert_structural(node: &Value, path: &str) {
     let ty = obj.get("type").and_then(Value::as_str);
     assert!(ty.is_some() || int_or_string || preserve, "{path}: no type");
     if let Some(t) = obj.get("type") {
-        assert!(
-            t.is_string(),
-            "{path}: type must be a single string, got {t}"
-        );
+        assert!(t.is_string(), "{path}: type must be a single string, got {t}");
     }
     assert!(
         !(obj.contains_key("properties") && obj.contains_key("additionalProperties")),
@@ -113,10 +87,7 @@ fn assert_structural(node: &Value, path: &str) {
         }
         if let Some(required) = obj.get("required").and_then(Value::as_array) {
             for r in required {
-                assert!(
-                    props.contains_key(r.as_str().unwrap()),
-                    "{path}: required {r} missing"
-                );
+                assert!(props.contains_key(r.as_str().unwrap()), "{path}: required {r} missing");
             }
         }
     }
@@ -132,10 +103,7 @@ fn assert_structural(node: &Value, path: &str) {
             let keys = obj["x-kubernetes-list-map-keys"].as_array().unwrap();
             let item_required = obj["items"]["required"].as_array().unwrap();
             for k in keys {
-                assert!(
-                    item_required.contains(k),
-                    "{path}: map key {k} must be required"
-                );
+                assert!(item_required.contains(k), "{path}: map key {k} must be required");
             }
         }
     }
@@ -153,18 +121,9 @@ fn schema_is_structural() {
 fn enums_are_plain_strings() {
     let s = schema();
     let spec = &s["properties"]["spec"]["properties"];
-    assert_eq!(
-        spec["database"]["properties"]["reclaimPolicy"]["enum"],
-        json!(["Retain", "Delete"])
-    );
-    assert_eq!(
-        spec["database"]["properties"]["reclaimPolicy"]["default"],
-        "Retain"
-    );
-    assert_eq!(
-        spec["embedding"]["properties"]["backend"]["enum"],
-        json!(["local", "http", "dummy", "none"])
-    );
+    assert_eq!(spec["database"]["properties"]["reclaimPolicy"]["enum"], json!(["Retain", "Delete"]));
+    assert_eq!(spec["database"]["properties"]["reclaimPolicy"]["default"], "Retain");
+    assert_eq!(spec["embedding"]["properties"]["backend"]["enum"], json!(["local", "http", "dummy", "none"]));
 }
 
 #[test]
@@ -184,49 +143,22 @@ fn example_deserialises_with_defaults() {
     let spec = &ms.spec;
     assert_eq!(spec.tenant, None);
     assert_eq!(spec.resolved_tenant("team-a"), "team-a");
-    assert_eq!(
-        spec.database
-            .admin_credentials
-            .secret_ref
-            .as_ref()
-            .unwrap()
-            .name,
-        "pinak-pg-admin"
-    );
+    assert_eq!(spec.database.admin_credentials.secret_ref.as_ref().unwrap().name, "pinak-pg-admin");
     assert_eq!(spec.database.schema, None);
     assert_eq!(spec.database.reclaim_policy, ReclaimPolicy::Retain);
     let vault = spec.vault.as_ref().unwrap();
     assert_eq!(vault.kv_mount, "secret");
     assert_eq!(vault.refresh_interval, "5m");
-    assert_eq!(
-        vault.refresh_interval_duration(),
-        Some(std::time::Duration::from_secs(300))
-    );
-    assert_eq!(
-        vault.auth.kubernetes.as_ref().unwrap().role,
-        "pinak-operator"
-    );
-    assert_eq!(
-        vault
-            .auth
-            .kubernetes
-            .as_ref()
-            .unwrap()
-            .mount_path_or_default(),
-        "kubernetes"
-    );
+    assert_eq!(vault.refresh_interval_duration(), Some(std::time::Duration::from_secs(300)));
+    assert_eq!(vault.auth.kubernetes.as_ref().unwrap().role, "pinak-operator");
+    assert_eq!(vault.auth.kubernetes.as_ref().unwrap().mount_path_or_default(), "kubernetes");
     assert_eq!(vault.paths.jwt.as_deref(), Some("pinak/team-a/jwt"));
     assert_eq!(spec.auth.issuer, "pinak-memory");
     assert_eq!(spec.auth.audience, "pinak-memory-api");
     assert_eq!(spec.embedding.backend, EmbeddingBackend::Local);
     assert_eq!(spec.embedding.dimensions, 384);
     assert_eq!(
-        (
-            spec.index.m,
-            spec.index.ef_construction,
-            spec.index.ef_search,
-            spec.index.halfvec
-        ),
+        (spec.index.m, spec.index.ef_construction, spec.index.ef_search, spec.index.halfvec),
         (16, 64, 100, true)
     );
     assert_eq!(spec.api.replicas, 2);
@@ -237,10 +169,7 @@ fn example_deserialises_with_defaults() {
     assert_eq!(spec.policy.trusted_clients, ["claude-code"]);
     assert!(!spec.paused);
     assert!(ms.status.is_none());
-    assert_eq!(
-        MemoryStoreSpec::schema_name("team-a", "notes"),
-        spec.resolved_schema("team-a", "notes")
-    );
+    assert_eq!(MemoryStoreSpec::schema_name("team-a", "notes"), spec.resolved_schema("team-a", "notes"));
 }
 
 /// The API server fills defaults from the schema, the operator from serde: they must agree.
@@ -278,21 +207,14 @@ fn with_spec(patch: impl FnOnce(&mut Value)) -> Value {
 
 fn assert_rejected(object: &Value, old: Option<&Value>, message: &str) {
     let errors = validate(object, old).expect_err("should be rejected");
-    assert!(
-        errors.iter().any(|e| e.contains(message)),
-        "expected {message:?} in {errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains(message)), "expected {message:?} in {errors:?}");
 }
 
 #[test]
 fn cel_rules_compile() {
     let compiled = kube_cel::compile_schema(&schema());
     fn walk(node: &kube_cel::CompiledSchema, path: &str) {
-        assert!(
-            !node.has_errors(),
-            "{path}: {:?}",
-            node.compilation_errors()
-        );
+        assert!(!node.has_errors(), "{path}: {:?}", node.compilation_errors());
         for (k, child) in &node.properties {
             walk(child, &format!("{path}.{k}"));
         }
@@ -366,11 +288,7 @@ fn schema_is_immutable() {
 #[test]
 fn embedding_index_and_autoscaling_rules() {
     let http_without_url = with_spec(|s| s["embedding"] = json!({"backend": "http"}));
-    assert_rejected(
-        &http_without_url,
-        None,
-        "url is required when backend is http",
-    );
+    assert_rejected(&http_without_url, None, "url is required when backend is http");
     let low_ef = with_spec(|s| s["index"] = json!({"m": 32, "efConstruction": 40}));
     assert_rejected(&low_ef, None, "efConstruction must be at least 2 * index.m");
     let bad_hpa = with_spec(|s| {

@@ -18,10 +18,7 @@ pub fn desired_labels(store: &MemoryStore) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "pinak-api".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), name.clone()),
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            MANAGER.to_owned(),
-        ),
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGER.to_owned()),
         ("pinak.dev/store".to_owned(), name),
     ])
 }

@@ -7,15 +7,17 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header, encode};
 use pinak_api::config::Config;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 pub const SECRET: &str = "pinak-test-secret-0123456789-abcdefghijklmnop";
 
 fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test (it starts Postgres and OpenBao)"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with scripts/test (it starts Postgres and OpenBao)")
+    })
 }
 
 /// Admin URL of the shared test cluster.
@@ -62,7 +64,14 @@ impl ApiBuilder {
             .await
             .expect("serve");
         });
-        TestApi { base: format!("http://{addr}"), schema, client: reqwest::Client::new(), state, shutdown: Some(tx), task: Some(task) }
+        TestApi {
+            base: format!("http://{addr}"),
+            schema,
+            client: reqwest::Client::new(),
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 }
 
@@ -110,13 +119,19 @@ impl TestApi {
     /// A direct connection to this store's schema, for assertions on what was (not) written.
     pub async fn db(&self) -> PgConnection {
         let mut c = PgConnection::connect(&database_url()).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO \"{}\", public", self.schema))).execute(&mut c).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO \"{}\", public", self.schema)))
+            .execute(&mut c)
+            .await
+            .unwrap();
         c
     }
 
     pub async fn count(&self, table: &str) -> i64 {
         let mut c = self.db().await;
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(&mut c).await.unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     }
 
     pub async fn stop(mut self) {
@@ -166,7 +181,9 @@ impl Token {
         Token { claims: claims.as_object().unwrap().clone(), secret: SECRET.into() }
     }
     pub fn admin(tenant: &str, project: &str) -> Self {
-        Self::new(tenant, project).set("scopes", json!(["memory.read", "memory.write", "memory.admin"])).set("roles", json!(["admin"]))
+        Self::new(tenant, project)
+            .set("scopes", json!(["memory.read", "memory.write", "memory.admin"]))
+            .set("roles", json!(["admin"]))
     }
     pub fn set(mut self, k: &str, v: Value) -> Self {
         self.claims.insert(k.into(), v);
@@ -184,7 +201,12 @@ impl Token {
         self.claims["jti"].as_str().unwrap_or_default().to_owned()
     }
     pub fn sign(&self) -> String {
-        encode(&Header::default(), &Value::Object(self.claims.clone()), &EncodingKey::from_secret(self.secret.as_bytes())).unwrap()
+        encode(
+            &Header::default(),
+            &Value::Object(self.claims.clone()),
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .unwrap()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every row of the contract's authentication failure matrix, plus token attacks.
 
-use pinak_tests::{Token, TestApi};
+use pinak_tests::{TestApi, Token};
 use serde_json::json;
 
 async fn detail(api: &TestApi, req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
@@ -51,7 +51,12 @@ async fn failure_matrix() {
         assert_eq!((s, b["detail"].as_str()), (403, Some("Tenant or project missing in token")));
     }
     // Aliases are accepted.
-    let alias = Token::new("t1", "p1").unset("tenant").unset("project_id").set("tenant_id", json!("t1")).set("project", json!("p1")).sign();
+    let alias = Token::new("t1", "p1")
+        .unset("tenant")
+        .unset("project_id")
+        .set("tenant_id", json!("t1"))
+        .set("project", json!("p1"))
+        .sign();
     assert_eq!(detail(&api, c.get(&url).bearer_auth(alias)).await.0, 200);
 
     let ok = Token::new("t1", "p1").sign();
@@ -59,8 +64,16 @@ async fn failure_matrix() {
     assert_eq!((s, b["detail"].as_str()), (403, Some("Client identity header does not match token")));
     assert_eq!(detail(&api, c.get(&url).bearer_auth(&ok).header("X-Pinak-Client-Id", "client-a")).await.0, 200);
     let (s, b) = detail(&api, c.get(&url).bearer_auth(&ok).header("X-Pinak-Parent-Client-Id", "p")).await;
-    assert_eq!((s, b["detail"].as_str()), (403, Some("Client identity header does not match token")), "parent claim absent never matches");
-    let (s, b) = detail(&api, c.get(&url).bearer_auth(&ok).header("X-Pinak-Child-Id", "a").header("X-Pinak-Child-Client-Id", "b")).await;
+    assert_eq!(
+        (s, b["detail"].as_str()),
+        (403, Some("Client identity header does not match token")),
+        "parent claim absent never matches"
+    );
+    let (s, b) = detail(
+        &api,
+        c.get(&url).bearer_auth(&ok).header("X-Pinak-Child-Id", "a").header("X-Pinak-Child-Client-Id", "b"),
+    )
+    .await;
     assert_eq!((s, b["detail"].as_str()), (403, Some("Conflicting child identity headers")));
 
     let read_only = Token::new("t1", "p1").set("scopes", json!(["memory.read"])).sign();
@@ -90,7 +103,10 @@ async fn algorithm_attacks_are_rejected() {
     // RS256 header over an HMAC signature (key confusion).
     let rs_header = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
     let sig = claims.split('.').nth(2).unwrap();
-    let (s, _) = pinak_tests::response(api.client.get(&url).bearer_auth(format!("{rs_header}.{payload}.{sig}")).send().await.unwrap()).await;
+    let (s, _) = pinak_tests::response(
+        api.client.get(&url).bearer_auth(format!("{rs_header}.{payload}.{sig}")).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(s, 401);
     api.stop().await;
 }
@@ -102,12 +118,26 @@ async fn revoked_token_is_refused_after_revoke_endpoint() {
     let token = victim.sign();
     assert_eq!(api.get(&token, "/search?query=x").await.0, 200);
     let admin = Token::admin("t1", "p1").sign();
-    let resp = api.client.post(api.url("/api/v1/auth/revoke")).bearer_auth(&admin).json(&json!({"jti": victim.jti()})).send().await.unwrap();
+    let resp = api
+        .client
+        .post(api.url("/api/v1/auth/revoke"))
+        .bearer_auth(&admin)
+        .json(&json!({"jti": victim.jti()}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     let (s, b) = api.get(&token, "/search?query=x").await;
     assert_eq!((s, b["detail"].as_str()), (401, Some("Token revoked")));
     // Non-admins cannot revoke.
-    let resp = api.client.post(api.url("/api/v1/auth/revoke")).bearer_auth(Token::new("t1", "p1").sign()).json(&json!({"jti": "x"})).send().await.unwrap();
+    let resp = api
+        .client
+        .post(api.url("/api/v1/auth/revoke"))
+        .bearer_auth(Token::new("t1", "p1").sign())
+        .json(&json!({"jti": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
     api.stop().await;
 }

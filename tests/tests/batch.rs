@@ -1,8 +1,8 @@
 //! `POST /api/v1/memory/batch`: many adds in one request, all or nothing, with one access row
 //! and one audit link per memory, and the same validation as the single-add routes.
 
-use pinak_tests::{Token, TestApi};
-use serde_json::{json, Value};
+use pinak_tests::{TestApi, Token};
+use serde_json::{Value, json};
 
 fn items(n: usize) -> Vec<Value> {
     (0..n).map(|i| json!({"content": format!("batched memory number {i} about pgvector"), "tags": ["batch"]})).collect()
@@ -23,7 +23,10 @@ async fn batch_writes_every_item_with_access_and_audit_rows() {
     assert_eq!(ids.len(), 40);
     let (s, row) = api.get(&w, &format!("/semantic/{}", ids[7].as_str().unwrap())).await;
     assert_eq!(s, 200);
-    assert_eq!((row["content"].as_str(), row["tags"].clone()), (Some("batched memory number 7 about pgvector"), json!(["batch"])));
+    assert_eq!(
+        (row["content"].as_str(), row["tags"].clone()),
+        (Some("batched memory number 7 about pgvector"), json!(["batch"]))
+    );
     assert_eq!(row["embedding_model"], "dummy-sha256-384", "batched rows are embedded");
     assert_eq!((row["tenant"].as_str(), row["client_id"].as_str()), (Some("t1"), Some("client-a")));
 
@@ -45,10 +48,21 @@ async fn batch_writes_every_item_with_access_and_audit_rows() {
     let (s, b) = api.post(&w, "/batch", json!({"layer": "episodic", "items": [{"content": "deployed", "goal": "ship", "salience": 3, "tool_logs": [{"tool": "cargo"}]}]})).await;
     assert_eq!(s, 201, "{b}");
     let (_, e) = api.get(&w, &format!("/episodic/{}", b["ids"][0].as_str().unwrap())).await;
-    assert_eq!((e["goal"].as_str(), e["salience"].as_i64(), e["tool_logs"].clone()), (Some("ship"), Some(3), json!([{"tool": "cargo"}])));
-    let (s, b) = api.post(&w, "/batch", json!({"layer": "procedural", "items": [{"skill_name": "release", "steps": ["tag"]}]})).await;
+    assert_eq!(
+        (e["goal"].as_str(), e["salience"].as_i64(), e["tool_logs"].clone()),
+        (Some("ship"), Some(3), json!([{"tool": "cargo"}]))
+    );
+    let (s, b) = api
+        .post(&w, "/batch", json!({"layer": "procedural", "items": [{"skill_name": "release", "steps": ["tag"]}]}))
+        .await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = api.post(&w, "/batch", json!({"layer": "rag", "items": [{"query": "q", "external_source": "https://x.test", "content": "c"}]})).await;
+    let (s, b) = api
+        .post(
+            &w,
+            "/batch",
+            json!({"layer": "rag", "items": [{"query": "q", "external_source": "https://x.test", "content": "c"}]}),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
 
     // Search finds batched rows.
@@ -70,7 +84,13 @@ async fn a_bad_item_rejects_the_whole_batch_with_its_index() {
     assert!(b["detail"][0]["msg"].as_str().unwrap().contains("content"), "{b}");
 
     // A payload schema violation (salience is 0..10 in the episodic schema) names the item too.
-    let (s, b) = api.post(&w, "/batch", json!({"layer": "episodic", "items": [{"content": "ok"}, {"content": "bad", "salience": 99}]})).await;
+    let (s, b) = api
+        .post(
+            &w,
+            "/batch",
+            json!({"layer": "episodic", "items": [{"content": "ok"}, {"content": "bad", "salience": 99}]}),
+        )
+        .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(b["detail"][0]["loc"].as_array().unwrap()[..3], [json!("body"), json!("items"), json!(1)], "{b}");
 
@@ -99,7 +119,11 @@ async fn a_bad_item_rejects_the_whole_batch_with_its_index() {
 
 #[tokio::test]
 async fn untrusted_batches_go_to_quarantine_atomically() {
-    let api = TestApi::builder().env("PINAK_QUARANTINE_UNTRUSTED_WRITES", "true").env("PINAK_TRUSTED_CLIENTS", "good-bot").start().await;
+    let api = TestApi::builder()
+        .env("PINAK_QUARANTINE_UNTRUSTED_WRITES", "true")
+        .env("PINAK_TRUSTED_CLIENTS", "good-bot")
+        .start()
+        .await;
     let w = Token::new("t1", "p1").sign();
     let (s, b) = api.post(&w, "/batch", json!({"layer": "semantic", "items": items(3)})).await;
     assert_eq!(s, 202, "{b}");
@@ -120,22 +144,38 @@ async fn batched_rows_equal_the_rows_single_adds_write() {
     let single = Token::new("t1", "single").sign();
     let batch = Token::new("t1", "batch").sign();
     let cases = [
-        ("semantic", "/add", json!([
-            {"content": "naïve café — 日本語, a tab\t, a bell \u{7} and \"quotes\"", "tags": ["ü", "two words", ""]},
-            {"content": "no tags at all"},
-        ])),
-        ("episodic", "/episodic/add", json!([
-            {"content": "deployed", "goal": "ship", "outcome": "shipped", "plan": ["a", "b — ü"], "tool_logs": [{"tool": "cargo", "args": [1, 2.5, null]}], "salience": 5},
-            {"content": "minimal episode"},
-        ])),
-        ("procedural", "/procedural/add", json!([
-            {"skill_name": "release", "trigger": "tag pushed", "steps": ["build", "publish"], "description": "ship it", "code_snippet": "fn main() {}\n"},
-            {"skill_name": "bare", "steps": []},
-        ])),
-        ("rag", "/rag/add", json!([
-            {"query": "what is HNSW", "external_source": "https://example.test/hnsw", "content": "a graph index"},
-            {"query": "ç", "external_source": "local", "content": "ünïcödé"},
-        ])),
+        (
+            "semantic",
+            "/add",
+            json!([
+                {"content": "naïve café — 日本語, a tab\t, a bell \u{7} and \"quotes\"", "tags": ["ü", "two words", ""]},
+                {"content": "no tags at all"},
+            ]),
+        ),
+        (
+            "episodic",
+            "/episodic/add",
+            json!([
+                {"content": "deployed", "goal": "ship", "outcome": "shipped", "plan": ["a", "b — ü"], "tool_logs": [{"tool": "cargo", "args": [1, 2.5, null]}], "salience": 5},
+                {"content": "minimal episode"},
+            ]),
+        ),
+        (
+            "procedural",
+            "/procedural/add",
+            json!([
+                {"skill_name": "release", "trigger": "tag pushed", "steps": ["build", "publish"], "description": "ship it", "code_snippet": "fn main() {}\n"},
+                {"skill_name": "bare", "steps": []},
+            ]),
+        ),
+        (
+            "rag",
+            "/rag/add",
+            json!([
+                {"query": "what is HNSW", "external_source": "https://example.test/hnsw", "content": "a graph index"},
+                {"query": "ç", "external_source": "local", "content": "ünïcödé"},
+            ]),
+        ),
     ];
     for (layer, route, payloads) in cases {
         for payload in payloads.as_array().unwrap() {
@@ -152,7 +192,13 @@ async fn batched_rows_equal_the_rows_single_adds_write() {
         let mut db = api.db().await;
         let mut rows = Vec::new();
         for project in ["single", "batch"] {
-            rows.push(sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone())).bind(project).fetch_all(&mut db).await.unwrap());
+            rows.push(
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(project)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap(),
+            );
         }
         let (singles, batched) = (&rows[0], &rows[1]);
         assert_eq!(singles.len(), 2, "{layer}");

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pinak_tests::{database_url, TestApi, Token};
-use serde_json::{json, Value};
+use pinak_tests::{TestApi, Token, database_url};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,7 +36,12 @@ struct Tasks {
 impl Proxy {
     async fn start(upstream: String) -> Arc<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let proxy = Arc::new(Proxy { addr: listener.local_addr().unwrap(), upstream, flow: watch::channel(true).0, tasks: Mutex::default() });
+        let proxy = Arc::new(Proxy {
+            addr: listener.local_addr().unwrap(),
+            upstream,
+            flow: watch::channel(true).0,
+            tasks: Mutex::default(),
+        });
         proxy.listen(listener);
         proxy
     }
@@ -127,7 +132,13 @@ fn split_url(url: &str) -> (String, impl Fn(SocketAddr) -> String + '_) {
 
 // ------------------------------------------------------------------ helpers ---
 
-async fn call(api: &TestApi, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value, Duration) {
+async fn call(
+    api: &TestApi,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Duration) {
     let started = Instant::now();
     let mut rb = api.client.request(method.clone(), api.url(path)).timeout(Duration::from_secs(40));
     if let Some(t) = token {
@@ -136,7 +147,8 @@ async fn call(api: &TestApi, method: reqwest::Method, path: &str, token: Option<
     if let Some(b) = body {
         rb = rb.json(&b);
     }
-    let resp = rb.send().await.unwrap_or_else(|e| panic!("{method} {path}: no response (panic or dropped connection?): {e}"));
+    let resp =
+        rb.send().await.unwrap_or_else(|e| panic!("{method} {path}: no response (panic or dropped connection?): {e}"));
     let (status, body) = pinak_tests::response(resp).await;
     (status, body, started.elapsed())
 }
@@ -172,7 +184,14 @@ async fn api_behind_proxy(extra: &[(&str, &str)]) -> (Arc<Proxy>, TestApi, Strin
     }
     let api = builder.start().await; // runs migrations through the proxy
     let token = Token::new("t1", "p1").sign();
-    let (s, m, _) = call(&api, reqwest::Method::POST, "/api/v1/memory/add", Some(&token), Some(json!({"content": "before the outage"}))).await;
+    let (s, m, _) = call(
+        &api,
+        reqwest::Method::POST,
+        "/api/v1/memory/add",
+        Some(&token),
+        Some(json!({"content": "before the outage"})),
+    )
+    .await;
     assert_eq!(s, 201, "{m}");
     assert_eq!(call(&api, reqwest::Method::GET, "/api/v1/health", None, None).await.0, 200);
     (proxy, api, token)
@@ -198,7 +217,8 @@ async fn assert_outage(api: &TestApi, token: &str, admin: &str) {
         (Method::POST, "/api/v1/memory/maintenance/verify", None),
     ];
     for (m, path, body) in requests {
-        let (s, b, took) = call(api, m.clone(), path, Some(if path.contains("maintenance") { admin } else { token }), body).await;
+        let (s, b, took) =
+            call(api, m.clone(), path, Some(if path.contains("maintenance") { admin } else { token }), body).await;
         assert!(s == 503 && is_unavailable_body(&b), "{m} {path} during the outage: {s} {b}");
         assert!(took < Duration::from_secs(2), "{m} {path}: the readiness gate answers at once, took {took:?}");
     }
@@ -214,7 +234,8 @@ async fn assert_recovery(api: &TestApi, token: &str, rows_before: i64) {
     eprintln!("health back to 200 after {up_after:?}");
     assert_eq!(api.count("memories_semantic").await, rows_before, "nothing was written while the database was away");
     assert_eq!(api.count("logs_events").await, 0, "nothing was written while the database was away");
-    let (s, m, _) = call(api, Method::POST, "/api/v1/memory/add", Some(token), Some(json!({"content": "after the outage"}))).await;
+    let (s, m, _) =
+        call(api, Method::POST, "/api/v1/memory/add", Some(token), Some(json!({"content": "after the outage"}))).await;
     assert_eq!(s, 201, "first write after recovery: {m}");
     let id = m["id"].as_str().unwrap();
     let (s, row, _) = call(api, Method::GET, &format!("/api/v1/memory/semantic/{id}"), Some(token), None).await;
@@ -236,7 +257,8 @@ async fn cut_database_gives_503_and_recovers_without_restart() {
     proxy.cut();
     // The first request after the cut still passes the readiness gate; the handler's own
     // database error must be a 503 (pool timeout / connection refused), never a 500.
-    let (s, b, took) = call(&api, reqwest::Method::POST, "/api/v1/memory/add", Some(&token), Some(json!({"content": "lost"}))).await;
+    let (s, b, took) =
+        call(&api, reqwest::Method::POST, "/api/v1/memory/add", Some(&token), Some(json!({"content": "lost"}))).await;
     assert!(s == 503 && is_unavailable_body(&b), "write right after the cut: {s} {b}");
     eprintln!("first request after the cut: {s} in {took:?}");
     assert_outage(&api, &token, &admin).await;
@@ -262,8 +284,12 @@ async fn stalled_database_gives_503_and_recovers_without_restart() {
     let rows = api.count("memories_semantic").await;
 
     proxy.stall();
-    let (s, b, took) = call(&api, reqwest::Method::POST, "/api/v1/memory/add", Some(&token), Some(json!({"content": "lost"}))).await;
-    assert!(s == 503 && (is_unavailable_body(&b) || b == json!({"detail": "Request timed out"})), "write right after the stall: {s} {b}");
+    let (s, b, took) =
+        call(&api, reqwest::Method::POST, "/api/v1/memory/add", Some(&token), Some(json!({"content": "lost"}))).await;
+    assert!(
+        s == 503 && (is_unavailable_body(&b) || b == json!({"detail": "Request timed out"})),
+        "write right after the stall: {s} {b}"
+    );
     eprintln!("first request after the stall: {s} in {took:?}");
     assert_outage(&api, &token, &admin).await;
 

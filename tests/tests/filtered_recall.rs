@@ -48,10 +48,11 @@ async fn exact_top10(api: &TestApi, q: &pgvector::Vector) -> Vec<String> {
 async fn recall(api: &TestApi, path: VectorPath) -> f64 {
     let scope = Scope::new("t", "small");
     let mut db = api.db().await;
-    let queries: Vec<pgvector::Vector> = sqlx::query_scalar("SELECT embedding FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 20")
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
+    let queries: Vec<pgvector::Vector> =
+        sqlx::query_scalar("SELECT embedding FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 20")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
     let mut found = 0;
     for q in &queries {
         let exact = exact_top10(api, q).await;
@@ -59,7 +60,12 @@ async fn recall(api: &TestApi, path: VectorPath) -> f64 {
         let paths = api.state.vector_paths.paths(&mut conn, &scope).await.unwrap();
         assert_eq!(paths[0], path, "the configured rule picks the path");
         let cands = search::candidates(&mut conn, &scope, "", Some((&q.to_vec(), paths)), 10).await.unwrap();
-        let got: Vec<String> = cands.vector.iter().filter(|(l, ..)| *l == Layer::Semantic).map(|(_, row, _)| row["id"].as_str().unwrap().to_owned()).collect();
+        let got: Vec<String> = cands
+            .vector
+            .iter()
+            .filter(|(l, ..)| *l == Layer::Semantic)
+            .map(|(_, row, _)| row["id"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(got.len(), 10, "the filter never silently drops rows");
         found += exact.iter().filter(|id| got.contains(id)).count();
     }
@@ -99,8 +105,16 @@ async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
     let api = TestApi::start().await;
     load(&api).await;
     let mut conn = api.state.pool.acquire().await.unwrap();
-    let q: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1").fetch_one(&mut *conn).await.unwrap();
-    let rule = Rule { max_rows: api.state.config.exact_search_max_rows, max_fraction: api.state.config.exact_search_max_fraction };
+    let q: String = sqlx::query_scalar(
+        "SELECT embedding::text FROM memories_semantic WHERE project_id = 'big' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let rule = Rule {
+        max_rows: api.state.config.exact_search_max_rows,
+        max_fraction: api.state.config.exact_search_max_fraction,
+    };
     for (form, hnsw) in [("halfvec", VectorPath::HnswHalf), ("vector", VectorPath::Hnsw)] {
         if form == "vector" {
             sqlx::raw_sql(
@@ -115,22 +129,28 @@ async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
             let paths = vector_path::measure(&mut conn, &Scope::new("t", project), rule).await.unwrap();
             assert_eq!(paths[0], path, "{form} index, {project}");
             let name = format!("s_{form}_{project}");
-            let prepare = format!("PREPARE {name}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
+            let prepare =
+                format!("PREPARE {name}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
             sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
             let execute = format!("EXECUTE {name}('t', '{project}', 'row', '{{}}', '{q}')");
             for mode in ["force_custom_plan", "auto"] {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
                 for _ in 0..8 {
                     sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone())).execute(&mut *conn).await.unwrap();
                 }
                 let explain = format!("EXPLAIN (ANALYZE, COSTS OFF) {execute}");
-                let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
+                let plan: Vec<String> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
                 let plan_text = plan.join("\n");
                 let timing: Vec<&str> = plan.iter().filter(|l| l.contains(" Time:")).map(|l| l.trim()).collect();
                 eprintln!("{form} index, {mode}, {project}: {}", timing.join(", "));
                 let ran = plan.iter().any(|l| l.contains("memories_semantic_hnsw") && !l.contains("never executed"));
                 assert_eq!(ran, path == hnsw, "{form} index, {mode}, {project}:\n{plan_text}");
-                let seq = plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
+                let seq =
+                    plan.iter().find(|l| l.contains("Seq Scan on memories_semantic") && !l.contains("never executed"));
                 assert!(seq.is_none(), "{form} index, {mode}, {project}: {seq:?}\n{plan_text}");
             }
         }

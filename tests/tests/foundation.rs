@@ -1,22 +1,27 @@
 //! The foundation on real parts: pgvector works, migrations build HNSW and GIN indexes in
 //! the store's own schema, the service serves liveness/health, and the Vault dev server is real.
 
-use pinak_tests::{vault_client, TestApi};
+use pinak_tests::{TestApi, vault_client};
 use serde_json::json;
 
 #[tokio::test]
 async fn migration_creates_store_schema_with_hnsw_and_fts_indexes() {
     let api = TestApi::start().await;
     let mut db = api.db().await;
-    let ext: String = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetch_one(&mut db).await.unwrap();
+    let ext: String = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     assert_eq!(ext, "0.8.5");
     // Catalog joins, not pg_indexes: its pg_get_indexdef() can trip over objects that a
     // parallel test is creating or dropping in another schema.
     let by_method = "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam
                      WHERE c.relkind = 'i' AND n.nspname = $1 AND a.amname = $2 ORDER BY 1";
-    let hnsw: Vec<String> = sqlx::query_scalar(by_method).bind(&api.schema).bind("hnsw").fetch_all(&mut db).await.unwrap();
+    let hnsw: Vec<String> =
+        sqlx::query_scalar(by_method).bind(&api.schema).bind("hnsw").fetch_all(&mut db).await.unwrap();
     assert_eq!(hnsw, vec!["memories_episodic_hnsw", "memories_procedural_hnsw", "memories_semantic_hnsw"]);
-    let gin: Vec<String> = sqlx::query_scalar(by_method).bind(&api.schema).bind("gin").fetch_all(&mut db).await.unwrap();
+    let gin: Vec<String> =
+        sqlx::query_scalar(by_method).bind(&api.schema).bind("gin").fetch_all(&mut db).await.unwrap();
     assert_eq!(gin.len(), 5, "one full-text index per searchable layer: {gin:?}");
     // No pending lists (migrations/0005): every full-text query would read them.
     let pending: Vec<String> = sqlx::query_scalar(
@@ -71,7 +76,10 @@ async fn live_root_and_health_answer() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("x-request-id"));
     let health: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(health, json!({"status": "ok", "embedding_backend": "dummy", "vector_enabled": true, "embedding_model": null}));
+    assert_eq!(
+        health,
+        json!({"status": "ok", "embedding_backend": "dummy", "vector_enabled": true, "embedding_model": null})
+    );
     api.stop().await;
 }
 
@@ -81,6 +89,7 @@ async fn vault_dev_server_round_trips_a_kv_secret() {
     let path = format!("pinak-test/{}", uuid::Uuid::new_v4().simple());
     let secret = std::collections::HashMap::from([("jwt_secret".to_string(), "s3cr3t-value".to_string())]);
     vaultrs::kv2::set(&client, "secret", &path, &secret).await.expect("write kv v2");
-    let read: std::collections::HashMap<String, String> = vaultrs::kv2::read(&client, "secret", &path).await.expect("read kv v2");
+    let read: std::collections::HashMap<String, String> =
+        vaultrs::kv2::read(&client, "secret", &path).await.expect("read kv v2");
     assert_eq!(read["jwt_secret"], "s3cr3t-value");
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pinak_tests::{TestApi, Token};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TENANT: &str = "t1";
@@ -49,10 +49,25 @@ impl Rng {
 // ------------------------------------------------------------- material ---
 
 const META: &str = "' ; -- % _ \\ & | ! : * ( ) <-> \"";
-const META_CHARS: &[char] = &['\'', ';', '-', '%', '_', '\\', '&', '|', '!', ':', '*', '(', ')', '<', '>', '"', ' ', 'a', '$', '?', '\u{0}'];
+const META_CHARS: &[char] =
+    &['\'', ';', '-', '%', '_', '\\', '&', '|', '!', ':', '*', '(', ')', '<', '>', '"', ' ', 'a', '$', '?', '\u{0}'];
 const UNICODE_PIECES: &[&str] = &[
-    "🧠", "👩‍👩‍👧‍👦", "שלום", "مرحبا", "\u{202E}", "\u{202C}", "e\u{301}", "Z\u{337}\u{322}\u{31b}\u{330}\u{308}", "日本語", "\u{FEFF}", "\u{200B}", " ", "ß", "İ",
-    "\u{10FFFF}", "\u{FFFD}",
+    "🧠",
+    "👩‍👩‍👧‍👦",
+    "שלום",
+    "مرحبا",
+    "\u{202E}",
+    "\u{202C}",
+    "e\u{301}",
+    "Z\u{337}\u{322}\u{31b}\u{330}\u{308}",
+    "日本語",
+    "\u{FEFF}",
+    "\u{200B}",
+    " ",
+    "ß",
+    "İ",
+    "\u{10FFFF}",
+    "\u{FFFD}",
 ];
 
 fn random_words(rng: &mut Rng, bytes: usize) -> String {
@@ -137,8 +152,14 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
         1 => json!(rng.below(2) == 0),
         2 => json!(rng.next() as i64),
         3 => json!((rng.next() % 2000) as f64 / 7.0 - 100.0),
-        4 => { let n = rng.below(20); json!(random_meta(rng, n)) },
-        5 => { let n = rng.below(40); json!(random_unicode(rng, n)) },
+        4 => {
+            let n = rng.below(20);
+            json!(random_meta(rng, n))
+        }
+        5 => {
+            let n = rng.below(40);
+            json!(random_unicode(rng, n))
+        }
         6 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth - 1)).collect()),
         _ => {
             let mut m = Map::new();
@@ -156,7 +177,15 @@ fn hex(bytes: impl AsRef<[u8]>) -> String {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 // ------------------------------------------------------------- requests ---
@@ -177,7 +206,16 @@ struct Req {
 
 impl Req {
     fn new(route: &'static str, method: Method, path: impl Into<String>, auth: &str, note: impl Into<String>) -> Self {
-        Req { route, method, path: path.into(), body: None, auth: Some(format!("Bearer {auth}")), headers: Vec::new(), raw: false, note: note.into() }
+        Req {
+            route,
+            method,
+            path: path.into(),
+            body: None,
+            auth: Some(format!("Bearer {auth}")),
+            headers: Vec::new(),
+            raw: false,
+            note: note.into(),
+        }
     }
     fn json(mut self, v: &Value) -> Self {
         self.body = Some(serde_json::to_vec(v).unwrap());
@@ -197,7 +235,12 @@ impl Req {
             }
         };
         let path: String = self.path.chars().take(240).collect();
-        format!("[{}] {} {path} body={body} headers={:?}", self.note, self.method, self.headers.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>())
+        format!(
+            "[{}] {} {path} body={body} headers={:?}",
+            self.note,
+            self.method,
+            self.headers.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        )
     }
 }
 
@@ -233,17 +276,22 @@ async fn send(client: &reqwest::Client, base: &str, r: &Req) -> Result<Outcome, 
 async fn send_raw(base: &str, r: &Req) -> Result<Outcome, String> {
     let addr = base.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut head = format!("{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n", r.method, r.path);
+    let mut head =
+        format!("{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n", r.method, r.path);
     if let Some(a) = &r.auth {
         head.push_str(&format!("authorization: {a}\r\n"));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await.map_err(|_| "raw read timed out".to_string())?.map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| "raw read timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("no HTTP response: {text:?}"))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line: {head:?}"))?;
+    let status =
+        head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line: {head:?}"))?;
     let has_request_id = head.to_ascii_lowercase().contains("\r\nx-request-id:");
     Ok(Outcome { status, json: serde_json::from_str(body).ok(), text: body.to_owned(), has_request_id })
 }
@@ -254,7 +302,9 @@ fn violation(r: &Req, o: &Outcome) -> Option<String> {
         return Some("no x-request-id header".into());
     }
     if o.status >= 500 {
-        let capture_disabled = r.path.starts_with("/api/v1/memory/capture") && o.status == 503 && o.json.as_ref().is_some_and(|j| j["detail"]["code"] == "capture_disabled");
+        let capture_disabled = r.path.starts_with("/api/v1/memory/capture")
+            && o.status == 503
+            && o.json.as_ref().is_some_and(|j| j["detail"]["code"] == "capture_disabled");
         if !capture_disabled {
             return Some(format!("status {}", o.status));
         }
@@ -263,7 +313,11 @@ fn violation(r: &Req, o: &Outcome) -> Option<String> {
         return Some(format!("status {} without a JSON detail", o.status));
     }
     // Successes are JSON, except Prometheus text and the HTML reference.
-    if (200..300).contains(&o.status) && o.status != 204 && !["/metrics", "/docs"].contains(&r.path.as_str()) && o.json.is_none() {
+    if (200..300).contains(&o.status)
+        && o.status != 204
+        && !["/metrics", "/docs"].contains(&r.path.as_str())
+        && o.json.is_none()
+    {
         return Some(format!("status {} with a non-JSON body", o.status));
     }
     None
@@ -310,7 +364,8 @@ impl Ledger {
         }
         let body = o.json.clone().unwrap_or(Value::Null);
         let m = r.method.as_str();
-        let expect = |want: u16| if o.status == want { Ok(()) } else { Err(format!("unexpected success status {}", o.status)) };
+        let expect =
+            |want: u16| if o.status == want { Ok(()) } else { Err(format!("unexpected success status {}", o.status)) };
         let added = match (m, r.route) {
             ("POST", "/add") => Some("semantic"),
             ("POST", "/episodic/add") => Some("episodic"),
@@ -334,7 +389,9 @@ impl Ledger {
                     self.bump("logs_client_issues", 1);
                 }
             }
-            ("POST", "/quarantine/approve/{item_id}") => self.add_row(body["layer"].as_str().ok_or("approve without layer")?),
+            ("POST", "/quarantine/approve/{item_id}") => {
+                self.add_row(body["layer"].as_str().ok_or("approve without layer")?)
+            }
             ("DELETE", "/{layer}/{memory_id}") => {
                 expect(204)?;
                 let layer = r.path.trim_start_matches("/api/v1/memory/").split('/').next().unwrap_or_default();
@@ -352,7 +409,8 @@ impl Ledger {
             }
             ("POST", "/api/v1/auth/revoke") => {
                 expect(204)?;
-                let sent: Value = serde_json::from_slice(r.body.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+                let sent: Value =
+                    serde_json::from_slice(r.body.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
                 self.jtis.insert(sent["jti"].as_str().ok_or("revoke without jti")?.to_owned());
             }
             (_, "wrong method" | "unmatched" | "raw") => return Err(format!("unexpected success status {}", o.status)),
@@ -395,36 +453,155 @@ fn capture_envelope() -> Value {
 }
 
 fn templates(s: &Seeds, admin: &str, capture: &str) -> Vec<Template> {
-    let t = |route: &'static str, method: Method, path: String, body: Value| Template { route, method, path, body, auth: admin.to_owned() };
+    let t = |route: &'static str, method: Method, path: String, body: Value| Template {
+        route,
+        method,
+        path,
+        body,
+        auth: admin.to_owned(),
+    };
     let mem = |p: &str| format!("{MEM}{p}");
     vec![
         t("/add", Method::POST, mem("/add"), json!({"content": "fuzz semantic note", "tags": ["a", "b"]})),
-        t("/episodic/add", Method::POST, mem("/episodic/add"), json!({"content": "fuzz episode", "salience": 3, "goal": "g", "plan": ["p1"], "outcome": "o", "tool_logs": [{"tool": "t"}]})),
-        t("/procedural/add", Method::POST, mem("/procedural/add"), json!({"skill_name": "fuzz skill", "steps": ["s1"], "description": "d", "trigger": "t", "code_snippet": "c"})),
-        t("/rag/add", Method::POST, mem("/rag/add"), json!({"query": "q", "external_source": "https://e.test", "content": "c"})),
-        t("/working/add", Method::POST, mem("/working/add"), json!({"content": "fuzz working", "session_id": "s", "key": "k", "ttl_seconds": 600})),
-        t("/working/add", Method::POST, mem("/working/add"), json!({"content": "fuzz working", "expires_at": "2999-01-01T00:00:00Z"})),
-        t("/session/add", Method::POST, mem("/session/add"), json!({"session_id": "s1", "content": "c", "role": "user", "ttl_seconds": 600})),
-        t("/session/add", Method::POST, mem("/session/add"), json!({"session_id": "s1", "content": "c", "expires_at": "2999-01-01T00:00:00+05:30"})),
+        t(
+            "/episodic/add",
+            Method::POST,
+            mem("/episodic/add"),
+            json!({"content": "fuzz episode", "salience": 3, "goal": "g", "plan": ["p1"], "outcome": "o", "tool_logs": [{"tool": "t"}]}),
+        ),
+        t(
+            "/procedural/add",
+            Method::POST,
+            mem("/procedural/add"),
+            json!({"skill_name": "fuzz skill", "steps": ["s1"], "description": "d", "trigger": "t", "code_snippet": "c"}),
+        ),
+        t(
+            "/rag/add",
+            Method::POST,
+            mem("/rag/add"),
+            json!({"query": "q", "external_source": "https://e.test", "content": "c"}),
+        ),
+        t(
+            "/working/add",
+            Method::POST,
+            mem("/working/add"),
+            json!({"content": "fuzz working", "session_id": "s", "key": "k", "ttl_seconds": 600}),
+        ),
+        t(
+            "/working/add",
+            Method::POST,
+            mem("/working/add"),
+            json!({"content": "fuzz working", "expires_at": "2999-01-01T00:00:00Z"}),
+        ),
+        t(
+            "/session/add",
+            Method::POST,
+            mem("/session/add"),
+            json!({"session_id": "s1", "content": "c", "role": "user", "ttl_seconds": 600}),
+        ),
+        t(
+            "/session/add",
+            Method::POST,
+            mem("/session/add"),
+            json!({"session_id": "s1", "content": "c", "expires_at": "2999-01-01T00:00:00+05:30"}),
+        ),
         t("/event", Method::POST, mem("/event"), json!({"event_type": "fuzz", "payload": {"k": "v", "n": 1}})),
-        t("/agent/heartbeat", Method::POST, mem("/agent/heartbeat"), json!({"status": "active", "hostname": "h", "pid": "123", "meta": {"k": "v"}})),
-        t("/client/register", Method::POST, mem("/client/register"), json!({"client_id": "fuzz-client", "client_name": "n", "parent_client_id": "parent", "status": "registered", "metadata": {"k": "v"}})),
-        t("/client/issues", Method::POST, mem("/client/issues"), json!({"error_code": "E1", "message": "m", "layer": "semantic", "payload": {"k": "v"}, "metadata": {"k": "v"}})),
-        t("/client/issues/{issue_id}/resolve", Method::POST, mem(&format!("/client/issues/{}/resolve", s.issue)), json!({"resolution": "done"})),
-        t("/quarantine/propose/{layer}", Method::POST, mem("/quarantine/propose/semantic"), json!({"content": "proposal", "tags": ["x"]})),
-        t("/quarantine/propose/{layer}", Method::POST, mem("/quarantine/propose/procedural"), json!({"skill_name": "s", "steps": ["a"]})),
-        t("/{layer}/{memory_id}", Method::PUT, mem(&format!("/semantic/{}", s.semantic)), json!({"content": "updated", "tags": ["u"]})),
-        t("/{layer}/{memory_id}", Method::PUT, mem(&format!("/episodic/{}", s.episodic)), json!({"content": "u", "goal": "g", "outcome": "o", "plan": ["p"], "salience": 5})),
-        t("/{layer}/{memory_id}", Method::PUT, mem(&format!("/procedural/{}", s.procedural)), json!({"skill_name": "s", "trigger": "t", "steps": ["a"], "description": "d", "code_snippet": "c"})),
-        t("/{layer}/{memory_id}", Method::PUT, mem(&format!("/rag/{}", s.rag)), json!({"query": "q", "external_source": "e", "content": "c"})),
-        t("/units", Method::POST, mem("/units"), json!({"label": "unit", "members": [{"layer": "semantic", "id": s.semantic, "role": "r"}]})),
-        Template { route: "/capture/session", method: Method::POST, path: mem("/capture/session"), body: json!({"client_session_ref": "ref", "client_version": "1.0"}), auth: capture.to_owned() },
-        Template { route: "/capture", method: Method::POST, path: mem("/capture"), body: capture_envelope(), auth: capture.to_owned() },
-        t("/api/v1/auth/revoke", Method::POST, "/api/v1/auth/revoke".into(), json!({"jti": "fuzz-jti", "expires_at": "2999-01-01T00:00:00Z"})),
+        t(
+            "/agent/heartbeat",
+            Method::POST,
+            mem("/agent/heartbeat"),
+            json!({"status": "active", "hostname": "h", "pid": "123", "meta": {"k": "v"}}),
+        ),
+        t(
+            "/client/register",
+            Method::POST,
+            mem("/client/register"),
+            json!({"client_id": "fuzz-client", "client_name": "n", "parent_client_id": "parent", "status": "registered", "metadata": {"k": "v"}}),
+        ),
+        t(
+            "/client/issues",
+            Method::POST,
+            mem("/client/issues"),
+            json!({"error_code": "E1", "message": "m", "layer": "semantic", "payload": {"k": "v"}, "metadata": {"k": "v"}}),
+        ),
+        t(
+            "/client/issues/{issue_id}/resolve",
+            Method::POST,
+            mem(&format!("/client/issues/{}/resolve", s.issue)),
+            json!({"resolution": "done"}),
+        ),
+        t(
+            "/quarantine/propose/{layer}",
+            Method::POST,
+            mem("/quarantine/propose/semantic"),
+            json!({"content": "proposal", "tags": ["x"]}),
+        ),
+        t(
+            "/quarantine/propose/{layer}",
+            Method::POST,
+            mem("/quarantine/propose/procedural"),
+            json!({"skill_name": "s", "steps": ["a"]}),
+        ),
+        t(
+            "/{layer}/{memory_id}",
+            Method::PUT,
+            mem(&format!("/semantic/{}", s.semantic)),
+            json!({"content": "updated", "tags": ["u"]}),
+        ),
+        t(
+            "/{layer}/{memory_id}",
+            Method::PUT,
+            mem(&format!("/episodic/{}", s.episodic)),
+            json!({"content": "u", "goal": "g", "outcome": "o", "plan": ["p"], "salience": 5}),
+        ),
+        t(
+            "/{layer}/{memory_id}",
+            Method::PUT,
+            mem(&format!("/procedural/{}", s.procedural)),
+            json!({"skill_name": "s", "trigger": "t", "steps": ["a"], "description": "d", "code_snippet": "c"}),
+        ),
+        t(
+            "/{layer}/{memory_id}",
+            Method::PUT,
+            mem(&format!("/rag/{}", s.rag)),
+            json!({"query": "q", "external_source": "e", "content": "c"}),
+        ),
+        t(
+            "/units",
+            Method::POST,
+            mem("/units"),
+            json!({"label": "unit", "members": [{"layer": "semantic", "id": s.semantic, "role": "r"}]}),
+        ),
+        Template {
+            route: "/capture/session",
+            method: Method::POST,
+            path: mem("/capture/session"),
+            body: json!({"client_session_ref": "ref", "client_version": "1.0"}),
+            auth: capture.to_owned(),
+        },
+        Template {
+            route: "/capture",
+            method: Method::POST,
+            path: mem("/capture"),
+            body: capture_envelope(),
+            auth: capture.to_owned(),
+        },
+        t(
+            "/api/v1/auth/revoke",
+            Method::POST,
+            "/api/v1/auth/revoke".into(),
+            json!({"jti": "fuzz-jti", "expires_at": "2999-01-01T00:00:00Z"}),
+        ),
     ]
 }
 
-fn body_requests(rng: &mut Rng, tpl: &Template, first_of_route: bool, hostile: &[(&'static str, String)], huge: &[(&'static str, String)]) -> Vec<Req> {
+fn body_requests(
+    rng: &mut Rng,
+    tpl: &Template,
+    first_of_route: bool,
+    hostile: &[(&'static str, String)],
+    huge: &[(&'static str, String)],
+) -> Vec<Req> {
     let base = |note: String| Req::new(tpl.route, tpl.method.clone(), tpl.path.clone(), &tpl.auth, note);
     let mut out = vec![base("valid".into()).json(&tpl.body)];
     let obj = tpl.body.as_object().cloned().unwrap_or_default();
@@ -469,7 +646,10 @@ fn body_requests(rng: &mut Rng, tpl: &Template, first_of_route: bool, hostile: &
             }
         }
         if valid.is_object() || valid.is_array() {
-            out.push(base(format!("{k}=nested100")).json(&with(k, if valid.is_object() { json!({ "n": nested_arrays(100) }) } else { nested_arrays(100) })));
+            out.push(base(format!("{k}=nested100")).json(&with(
+                k,
+                if valid.is_object() { json!({ "n": nested_arrays(100) }) } else { nested_arrays(100) },
+            )));
         }
     }
     out.push(base("unknown field".into()).json(&with("zzz_unknown", json!(1))));
@@ -554,14 +734,26 @@ fn query_routes() -> Vec<QueryRoute> {
         q("/retrieve_context", "/retrieve_context", vec![("query", Str, "fuzz"), ("limit", Int, "5")]),
         q("/rag/search", "/rag/search", vec![("query", Str, "fuzz"), ("limit", Int, "5")]),
         q("/events", "/events", vec![("limit", Int, "5"), ("cursor", Cursor, "")]),
-        q("/session/list", "/session/list", vec![("session_id", Str, "s1"), ("limit", Int, "5"), ("cursor", Cursor, "")]),
+        q(
+            "/session/list",
+            "/session/list",
+            vec![("session_id", Str, "s1"), ("limit", Int, "5"), ("cursor", Cursor, "")],
+        ),
         q("/working/list", "/working/list", vec![("limit", Int, "5"), ("cursor", Cursor, "")]),
         q("/agent/list", "/agent/list", vec![("limit", Int, "5")]),
         q("/access/list", "/access/list", vec![("limit", Int, "5")]),
         q("/client/list", "/client/list", vec![("limit", Int, "5")]),
         q("/client/summary", "/client/summary", vec![("include_children", Bool, "true")]),
-        q("/client/issues", "/client/issues", vec![("status_filter", Str, "open"), ("limit", Int, "5"), ("cursor", Cursor, "")]),
-        q("/quarantine/list", "/quarantine/list", vec![("status_filter", Str, "pending"), ("limit", Int, "5"), ("cursor", Cursor, "")]),
+        q(
+            "/client/issues",
+            "/client/issues",
+            vec![("status_filter", Str, "open"), ("limit", Int, "5"), ("cursor", Cursor, "")],
+        ),
+        q(
+            "/quarantine/list",
+            "/quarantine/list",
+            vec![("status_filter", Str, "pending"), ("limit", Int, "5"), ("cursor", Cursor, "")],
+        ),
         q("/schema", "/schema", vec![]),
     ]
 }
@@ -590,8 +782,28 @@ fn cursor_garbage() -> Vec<String> {
 
 fn int_garbage() -> Vec<&'static str> {
     vec![
-        "-1", "0", "1", "100", "101", "200", "201", "-9223372036854775808", "9223372036854775807", "99999999999999999999", "abc", "1.5", "1e3", "0x10", "%205", "5%20", "", "%00", "%FF",
-        "NaN", "-0", "+5",
+        "-1",
+        "0",
+        "1",
+        "100",
+        "101",
+        "200",
+        "201",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "99999999999999999999",
+        "abc",
+        "1.5",
+        "1e3",
+        "0x10",
+        "%205",
+        "5%20",
+        "",
+        "%00",
+        "%FF",
+        "NaN",
+        "-0",
+        "+5",
     ]
 }
 
@@ -600,7 +812,8 @@ fn query_requests(rng: &mut Rng, qr: &QueryRoute, admin: &str, hostile: &[(&'sta
         let q: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{MEM}{}?{}", qr.path, q.join("&"))
     };
-    let valid: Vec<(String, String)> = qr.params.iter().filter(|(_, _, v)| !v.is_empty()).map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
+    let valid: Vec<(String, String)> =
+        qr.params.iter().filter(|(_, _, v)| !v.is_empty()).map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
     let base = |path: String, note: String| Req::new(qr.route, Method::GET, path, admin, note);
     let mut out = vec![base(build(&valid), "valid".into())];
     for (i, (name, kind, _)) in qr.params.iter().enumerate() {
@@ -608,7 +821,10 @@ fn query_requests(rng: &mut Rng, qr: &QueryRoute, admin: &str, hostile: &[(&'sta
         out.push(base(build(&others), format!("without {name}")));
         let values: Vec<(String, String)> = match kind {
             Kind::Int => int_garbage().into_iter().map(|v| (v.to_owned(), v.to_owned())).collect(),
-            Kind::Bool => ["true", "false", "1", "0", "yes", "maybe", "", "%00", "TRUE"].iter().map(|v| (v.to_string(), v.to_string())).collect(),
+            Kind::Bool => ["true", "false", "1", "0", "yes", "maybe", "", "%00", "TRUE"]
+                .iter()
+                .map(|v| (v.to_string(), v.to_string()))
+                .collect(),
             Kind::Cursor => cursor_garbage().into_iter().map(|v| (v.chars().take(20).collect(), v)).collect(),
             Kind::Str => {
                 let mut v: Vec<(String, String)> = hostile.iter().map(|(n, s)| (n.to_string(), urlencode(s))).collect();
@@ -630,7 +846,14 @@ fn query_requests(rng: &mut Rng, qr: &QueryRoute, admin: &str, hostile: &[(&'sta
         dup.push((name.to_string(), "2".into()));
         out.push(base(build(&dup), format!("duplicate {name}")));
     }
-    for (note, q) in [("unknown param", "zzz=1"), ("ampersands", "&&&"), ("bare key", "query"), ("equals", "=&=="), ("a=b=c", "query=a=b=c&session_id=x=y"), ("bad utf8", "query=%FF%FE&session_id=%C3%28")] {
+    for (note, q) in [
+        ("unknown param", "zzz=1"),
+        ("ampersands", "&&&"),
+        ("bare key", "query"),
+        ("equals", "=&=="),
+        ("a=b=c", "query=a=b=c&session_id=x=y"),
+        ("bad utf8", "query=%FF%FE&session_id=%C3%28"),
+    ] {
         let sep = if valid.is_empty() { "" } else { "&" };
         let vq: Vec<String> = valid.iter().map(|(k, v)| format!("{k}={v}")).collect();
         out.push(base(format!("{MEM}{}?{}{sep}{q}", qr.path, vq.join("&")), note.into()));
@@ -670,17 +893,24 @@ fn path_requests(s: &Seeds, admin: &str) -> (Vec<Req>, Vec<Req>) {
     let mut destructive = Vec::new();
     let garbage = segment_garbage(&s.semantic);
     for (label, g) in &garbage {
-        let r = |route: &'static str, m: Method, p: String| Req::new(route, m, format!("{MEM}{p}"), admin, format!("path {label}"));
+        let r = |route: &'static str, m: Method, p: String| {
+            Req::new(route, m, format!("{MEM}{p}"), admin, format!("path {label}"))
+        };
         safe.push(r("/schema/{layer}", Method::GET, format!("/schema/{g}")));
         safe.push(r("/client/issues/{issue_id}/resolve", Method::POST, format!("/client/issues/{g}/resolve")));
-        safe.push(r("/quarantine/propose/{layer}", Method::POST, format!("/quarantine/propose/{g}")).json(&json!({"content": "p"})));
+        safe.push(
+            r("/quarantine/propose/{layer}", Method::POST, format!("/quarantine/propose/{g}"))
+                .json(&json!({"content": "p"})),
+        );
         safe.push(r("/units/related/{layer}/{record_id}", Method::GET, format!("/units/related/{g}/{}", s.semantic)));
         safe.push(r("/units/related/{layer}/{record_id}", Method::GET, format!("/units/related/semantic/{g}")));
         for layer in ["semantic", "episodic", "procedural", "rag", "working", "session", "event"] {
             safe.push(r("/{layer}/{memory_id}", Method::GET, format!("/{layer}/{g}")));
         }
         safe.push(r("/{layer}/{memory_id}", Method::GET, format!("/{g}/{}", s.semantic)));
-        safe.push(r("/{layer}/{memory_id}", Method::PUT, format!("/{g}/{}", s.semantic)).json(&json!({"content": "x"})));
+        safe.push(
+            r("/{layer}/{memory_id}", Method::PUT, format!("/{g}/{}", s.semantic)).json(&json!({"content": "x"})),
+        );
         safe.push(r("/{layer}/{memory_id}", Method::PUT, format!("/semantic/{g}")).json(&json!({"content": "x"})));
         destructive.push(r("/quarantine/approve/{item_id}", Method::POST, format!("/quarantine/approve/{g}")));
         destructive.push(r("/quarantine/reject/{item_id}", Method::POST, format!("/quarantine/reject/{g}")));
@@ -688,7 +918,15 @@ fn path_requests(s: &Seeds, admin: &str) -> (Vec<Req>, Vec<Req>) {
         destructive.push(r("/{layer}/{memory_id}", Method::DELETE, format!("/semantic/{g}")));
     }
     // Dot segments, byte for byte (a URL parser would resolve them away).
-    for p in ["/schema/..", "/schema/.", "/../memory/schema", "/semantic/..", "/units/related/../..", "/client/issues/../resolve", "/quarantine/approve/.."] {
+    for p in [
+        "/schema/..",
+        "/schema/.",
+        "/../memory/schema",
+        "/semantic/..",
+        "/units/related/../..",
+        "/client/issues/../resolve",
+        "/quarantine/approve/..",
+    ] {
         let mut r = Req::new("raw", Method::GET, format!("{MEM}{p}"), admin, "raw dot segments");
         r.raw = true;
         safe.push(r.clone());
@@ -699,17 +937,38 @@ fn path_requests(s: &Seeds, admin: &str) -> (Vec<Req>, Vec<Req>) {
     for (i, q) in s.quarantine.iter().enumerate() {
         let route = if i % 2 == 0 { "/quarantine/approve/{item_id}" } else { "/quarantine/reject/{item_id}" };
         let verb = if i % 2 == 0 { "approve" } else { "reject" };
-        destructive.push(Req::new(route, Method::POST, format!("{MEM}/quarantine/{verb}/{q}"), admin, "real quarantine id"));
+        destructive.push(Req::new(
+            route,
+            Method::POST,
+            format!("{MEM}/quarantine/{verb}/{q}"),
+            admin,
+            "real quarantine id",
+        ));
     }
-    for (layer, id) in [("semantic", &s.semantic), ("episodic", &s.episodic), ("procedural", &s.procedural), ("rag", &s.rag), ("working", &s.semantic)] {
-        destructive.push(Req::new("/{layer}/{memory_id}", Method::DELETE, format!("{MEM}/{layer}/{id}"), admin, "real id"));
+    for (layer, id) in [
+        ("semantic", &s.semantic),
+        ("episodic", &s.episodic),
+        ("procedural", &s.procedural),
+        ("rag", &s.rag),
+        ("working", &s.semantic),
+    ] {
+        destructive.push(Req::new(
+            "/{layer}/{memory_id}",
+            Method::DELETE,
+            format!("{MEM}/{layer}/{id}"),
+            admin,
+            "real id",
+        ));
     }
     (safe, destructive)
 }
 
 /// The route table the router is built from: (method, path template).
 fn catalog() -> Vec<(Method, &'static str)> {
-    pinak_api::routes::catalog::routes().into_iter().map(|(op, _)| (op.method.to_ascii_uppercase().parse().expect("HTTP method"), op.path)).collect()
+    pinak_api::routes::catalog::routes()
+        .into_iter()
+        .map(|(op, _)| (op.method.to_ascii_uppercase().parse().expect("HTTP method"), op.path))
+        .collect()
 }
 
 /// The template a concrete path hits; literal segments beat parameters, as in the router.
@@ -730,7 +989,8 @@ fn method_and_route_requests(ops: &[(Method, &'static str)], admin: &str) -> Vec
     let mut out = Vec::new();
     for (method, template) in ops {
         let path = template.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
-        let allowed: Vec<&Method> = ops.iter().filter(|(_, t)| template_of(ops, &path) == Some(*t)).map(|(m, _)| m).collect();
+        let allowed: Vec<&Method> =
+            ops.iter().filter(|(_, t)| template_of(ops, &path) == Some(*t)).map(|(m, _)| m).collect();
         for m in [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
             if !allowed.contains(&&m) && method == allowed[0] {
                 out.push(Req::new("wrong method", m, path.clone(), admin, "wrong method"));
@@ -738,13 +998,30 @@ fn method_and_route_requests(ops: &[(Method, &'static str)], admin: &str) -> Vec
         }
         out.push(Req::new("allowed method", method.clone(), path.clone(), admin, "no body"));
         if matches!(*method, Method::POST | Method::PUT) {
-            out.push(Req::new("allowed method", method.clone(), path.clone(), admin, "deep body").bytes([vec![b'['; 10_000], vec![b']'; 10_000]].concat()));
+            out.push(
+                Req::new("allowed method", method.clone(), path.clone(), admin, "deep body")
+                    .bytes([vec![b'['; 10_000], vec![b']'; 10_000]].concat()),
+            );
         }
     }
-    out.push(Req::new("/schema", Method::GET, format!("{MEM}/schema?%zz&%00"), admin, "garbage query on a route without parameters"));
+    out.push(Req::new(
+        "/schema",
+        Method::GET,
+        format!("{MEM}/schema?%zz&%00"),
+        admin,
+        "garbage query on a route without parameters",
+    ));
     out.push(Req::new("/{layer}/{memory_id}", Method::PATCH, format!("{MEM}/semantic/x"), admin, "PATCH catch-all"));
     out.push(Req::new("/{layer}/{memory_id}", Method::POST, format!("{MEM}/semantic/x"), admin, "POST catch-all"));
-    for p in ["/api/v1/memory/a/b/c", "/api/v1/nope", "/api/v1/memory/", "/api/v1/memory", "//api/v1/memory/add", "/api/v1/memory/add/", "/API/V1/MEMORY/SCHEMA"] {
+    for p in [
+        "/api/v1/memory/a/b/c",
+        "/api/v1/nope",
+        "/api/v1/memory/",
+        "/api/v1/memory",
+        "//api/v1/memory/add",
+        "/api/v1/memory/add/",
+        "/API/V1/MEMORY/SCHEMA",
+    ] {
         out.push(Req::new("unmatched", Method::GET, p, admin, "unmatched path"));
         out.push(Req::new("unmatched", Method::POST, p, admin, "unmatched path").json(&json!({"content": "x"})));
     }
@@ -783,7 +1060,13 @@ fn identity_requests(templates: &[Template], ro: &str, admin: &str) -> Vec<Req> 
         out.push(r);
     }
     for qr in query_routes() {
-        out.push(Req::new(qr.route, Method::GET, format!("{MEM}{}?query=x&session_id=s", qr.path), ro, "read-only token"));
+        out.push(Req::new(
+            qr.route,
+            Method::GET,
+            format!("{MEM}{}?query=x&session_id=s", qr.path),
+            ro,
+            "read-only token",
+        ));
     }
     out.push(Req::new("/maintenance/verify", Method::POST, format!("{MEM}/maintenance/verify"), ro, "read-only token"));
     out.push(Req::new("/api/v1/metrics", Method::GET, "/api/v1/metrics", ro, "read-only token"));
@@ -831,7 +1114,9 @@ impl Storm {
                 Ok(o) => {
                     *self.statuses.entry(o.status).or_default() += 1;
                     let router_404 = o.status == 404 && o.json.as_ref().is_some_and(|j| j["detail"] == "Not Found");
-                    if let Some(t) = template_of(&self.ops, &r.path).filter(|_| ![401, 403, 405].contains(&o.status) && !router_404) {
+                    if let Some(t) =
+                        template_of(&self.ops, &r.path).filter(|_| ![401, 403, 405].contains(&o.status) && !router_404)
+                    {
                         self.reached.insert((r.method.clone(), t));
                     }
                     if let Some(v) = violation(&r, &o) {
@@ -869,26 +1154,56 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
     let admin = Token::admin(TENANT, PROJECT).sign();
     let ro = Token::new(TENANT, PROJECT).set("scopes", json!(["memory.read"])).sign();
     let capture = Token::admin(TENANT, PROJECT).set("agent_id", json!("agent-1")).sign();
-    let mut storm = Storm { client: reqwest::Client::new(), base: api.base.clone(), ledger: Ledger::default(), failures: Vec::new(), failure_kinds: BTreeMap::new(), statuses: BTreeMap::new(), sent: 0, ops: catalog(), reached: HashSet::new() };
+    let mut storm = Storm {
+        client: reqwest::Client::new(),
+        base: api.base.clone(),
+        ledger: Ledger::default(),
+        failures: Vec::new(),
+        failure_kinds: BTreeMap::new(),
+        statuses: BTreeMap::new(),
+        sent: 0,
+        ops: catalog(),
+        reached: HashSet::new(),
+    };
 
     // Seed records so that path parameters can name real rows.
-    let seed_req = |route: &'static str, p: &str, body: Value| Req::new(route, Method::POST, format!("{MEM}{p}"), &admin, "seed").json(&body);
+    let seed_req = |route: &'static str, p: &str, body: Value| {
+        Req::new(route, Method::POST, format!("{MEM}{p}"), &admin, "seed").json(&body)
+    };
     let semantic = storm.one(seed_req("/add", "/add", json!({"content": "seed semantic"}))).await;
     let episodic = storm.one(seed_req("/episodic/add", "/episodic/add", json!({"content": "seed episode"}))).await;
-    let procedural = storm.one(seed_req("/procedural/add", "/procedural/add", json!({"skill_name": "seed", "steps": ["a"]}))).await;
-    let rag = storm.one(seed_req("/rag/add", "/rag/add", json!({"query": "q", "external_source": "e", "content": "seed rag"}))).await;
-    let issue = storm.one(seed_req("/client/issues", "/client/issues", json!({"error_code": "E0", "message": "seed"}))).await;
+    let procedural =
+        storm.one(seed_req("/procedural/add", "/procedural/add", json!({"skill_name": "seed", "steps": ["a"]}))).await;
+    let rag = storm
+        .one(seed_req("/rag/add", "/rag/add", json!({"query": "q", "external_source": "e", "content": "seed rag"})))
+        .await;
+    let issue =
+        storm.one(seed_req("/client/issues", "/client/issues", json!({"error_code": "E0", "message": "seed"}))).await;
     let mut quarantine = Vec::new();
     for i in 0..4 {
-        let q = storm.one(seed_req("/quarantine/propose/{layer}", "/quarantine/propose/semantic", json!({"content": format!("seed proposal {i}")}))).await;
+        let q = storm
+            .one(seed_req(
+                "/quarantine/propose/{layer}",
+                "/quarantine/propose/semantic",
+                json!({"content": format!("seed proposal {i}")}),
+            ))
+            .await;
         quarantine.push(q["id"].as_str().unwrap().to_owned());
     }
     let id = |v: &Value| v["id"].as_str().unwrap_or_else(|| panic!("seed has an id: {v}")).to_owned();
-    let seeds = Seeds { semantic: id(&semantic), episodic: id(&episodic), procedural: id(&procedural), rag: id(&rag), issue: id(&issue), quarantine };
+    let seeds = Seeds {
+        semantic: id(&semantic),
+        episodic: id(&episodic),
+        procedural: id(&procedural),
+        rag: id(&rag),
+        issue: id(&issue),
+        quarantine,
+    };
     assert!(storm.failures.is_empty(), "seeding failed: {:#?}", storm.failures);
 
     let hostile = hostile_strings(&mut rng);
-    let huge = [("huge_words", random_words(&mut rng, HUGE_BYTES)), ("huge_unicode", random_unicode(&mut rng, HUGE_BYTES))];
+    let huge =
+        [("huge_words", random_words(&mut rng, HUGE_BYTES)), ("huge_unicode", random_unicode(&mut rng, HUGE_BYTES))];
     let tpls = templates(&seeds, &admin, &capture);
     let ops = storm.ops.clone();
 
@@ -924,7 +1239,8 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
 
     // ---- every route of the table was exercised -----------------------------
     let mut problems: Vec<String> = Vec::new();
-    let unreached: Vec<String> = ops.iter().filter(|op| !storm.reached.contains(*op)).map(|(m, t)| format!("{m} {t}")).collect();
+    let unreached: Vec<String> =
+        ops.iter().filter(|op| !storm.reached.contains(*op)).map(|(m, t)| format!("{m} {t}")).collect();
     if !unreached.is_empty() {
         problems.push(format!("routes no request got through to (add them to the storm): {unreached:?}"));
     }
@@ -932,8 +1248,17 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
     // ---- no partial writes -------------------------------------------------
     let ledger = std::mem::take(&mut storm.ledger);
     let tables = [
-        "memories_semantic", "memories_episodic", "memories_procedural", "memories_rag", "working_memory", "logs_session", "logs_events", "memory_quarantine", "logs_client_issues",
-        "memory_units", "memory_unit_members",
+        "memories_semantic",
+        "memories_episodic",
+        "memories_procedural",
+        "memories_rag",
+        "working_memory",
+        "logs_session",
+        "logs_events",
+        "memory_quarantine",
+        "logs_client_issues",
+        "memory_units",
+        "memory_unit_members",
     ];
     for table in tables {
         let want = ledger.rows.get(table).copied().unwrap_or(0);
@@ -947,7 +1272,11 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
     if revoked.iter().cloned().collect::<HashSet<_>>() != ledger.jtis {
         problems.push(format!("revoked_jti {revoked:?} != jtis of 204 revocations {:?}", ledger.jtis));
     }
-    let writes: Vec<(Option<String>, i64)> = sqlx::query_as("SELECT target_layer, count(*) FROM logs_access WHERE event_type = 'write' GROUP BY 1").fetch_all(&mut db).await.unwrap();
+    let writes: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT target_layer, count(*) FROM logs_access WHERE event_type = 'write' GROUP BY 1")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
     let writes: BTreeMap<String, i64> = writes.into_iter().map(|(l, n)| (l.unwrap_or_default(), n)).collect();
     let want_writes: BTreeMap<String, i64> = ledger.writes.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     if writes != want_writes {
@@ -961,9 +1290,18 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
         .fetch_one(&mut db)
         .await
         .unwrap();
-        let foreign: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant <> $1 OR project_id <> $2"))).bind(TENANT).bind(PROJECT).fetch_one(&mut db).await.unwrap();
+        let foreign: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant <> $1 OR project_id <> $2"
+        )))
+        .bind(TENANT)
+        .bind(PROJECT)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
         if orphans + foreign > 0 {
-            problems.push(format!("{table}: {orphans} rows without their access row, {foreign} outside the caller's scope"));
+            problems.push(format!(
+                "{table}: {orphans} rows without their access row, {foreign} outside the caller's scope"
+            ));
         }
     }
     let empty_content: i64 = sqlx::query_scalar(
@@ -979,11 +1317,20 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
     if empty_content > 0 {
         problems.push(format!("{empty_content} stored records violate their layer schema"));
     }
-    let (access, audited): (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM logs_access), (SELECT count(*) FROM logs_audit WHERE event_type LIKE 'access:%')").fetch_one(&mut db).await.unwrap();
+    let (access, audited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM logs_access), (SELECT count(*) FROM logs_audit WHERE event_type LIKE 'access:%')",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
     if access != audited {
         problems.push(format!("{access} access rows but {audited} access audit rows"));
     }
-    let audit_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM logs_audit WHERE tenant = $1").bind(TENANT).fetch_one(&mut db).await.unwrap();
+    let audit_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM logs_audit WHERE tenant = $1")
+        .bind(TENANT)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     let (s, verify) = api.post(&admin, "/maintenance/verify", Value::Null).await;
     if s != 200 || verify["audit"]["valid"] != json!(true) || verify["audit"]["checked"] != json!(audit_rows) {
         problems.push(format!("audit chain: {s} {verify} (expected {audit_rows} rows checked)"));
@@ -1004,6 +1351,11 @@ async fn fuzz_storm_gives_no_5xx_and_no_partial_writes() {
     let n = storm.failures.len();
     let show: usize = std::env::var("PINAK_FUZZ_SHOW").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
     let shown: Vec<&String> = storm.failures.iter().take(show).collect();
-    assert!(n == 0 && problems.is_empty(), "seed {seed:#x}: {n} bad responses by route: {:#?}\nfirst {show} (PINAK_FUZZ_SHOW=n for more):\n{}\nstore problems: {problems:#?}", storm.failure_kinds, shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        n == 0 && problems.is_empty(),
+        "seed {seed:#x}: {n} bad responses by route: {:#?}\nfirst {show} (PINAK_FUZZ_SHOW=n for more):\n{}\nstore problems: {problems:#?}",
+        storm.failure_kinds,
+        shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
     api.stop().await;
 }

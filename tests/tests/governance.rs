@@ -1,6 +1,6 @@
 //! Client registry, blocked clients, quarantine, audit chain, units and issues over HTTP.
 
-use pinak_tests::{Token, TestApi};
+use pinak_tests::{TestApi, Token};
 use serde_json::json;
 
 #[tokio::test]
@@ -11,7 +11,10 @@ async fn registry_status_transitions_follow_the_admin_rule() {
     let reg = |status: &str| json!({"client_id": "bot", "client_name": "Bot", "status": status});
     let (s, b) = api.post(&agent, "/client/register", reg("registered")).await;
     assert_eq!((s, b["status"].as_str()), (201, Some("registered")));
-    assert_eq!(api.post(&agent, "/client/register", reg("trusted")).await, (403, json!({"detail": "Missing role: admin"})));
+    assert_eq!(
+        api.post(&agent, "/client/register", reg("trusted")).await,
+        (403, json!({"detail": "Missing role: admin"}))
+    );
     assert_eq!(api.post(&agent, "/client/register", reg("blocked")).await.0, 403);
     assert_eq!(api.post(&admin, "/client/register", reg("trusted")).await.1["status"], "trusted");
     // A non-admin re-registration keeps a privileged status (the MCP bridge does this on every call).
@@ -31,12 +34,21 @@ async fn blocked_client_cannot_write_and_an_issue_is_filed() {
     let admin = Token::admin("t", "p").sign();
     api.post(&admin, "/client/register", json!({"client_id": "bad-bot", "status": "blocked"})).await;
     let bad = Token::new("t", "p").set("client_id", json!("bad-bot")).sign();
-    for (path, body) in [("/add", json!({"content": "x"})), ("/quarantine/propose/semantic", json!({"content": "x"})), ("/working/add", json!({"content": "x"}))] {
+    for (path, body) in [
+        ("/add", json!({"content": "x"})),
+        ("/quarantine/propose/semantic", json!({"content": "x"})),
+        ("/working/add", json!({"content": "x"})),
+    ] {
         assert_eq!(api.post(&bad, path, body).await, (403, json!({"detail": "client blocked"})), "{path}");
     }
-    assert_eq!(api.count("memories_semantic").await + api.count("memory_quarantine").await + api.count("working_memory").await, 0);
+    assert_eq!(
+        api.count("memories_semantic").await + api.count("memory_quarantine").await + api.count("working_memory").await,
+        0
+    );
     let (_, issues) = api.get(&admin, "/client/issues").await;
-    assert!(issues.as_array().unwrap().iter().any(|i| i["error_code"] == "client_blocked" && i["client_id"] == "bad-bot"));
+    assert!(
+        issues.as_array().unwrap().iter().any(|i| i["error_code"] == "client_blocked" && i["client_id"] == "bad-bot")
+    );
     api.stop().await;
 }
 
@@ -45,8 +57,13 @@ async fn quarantine_propose_review_and_policy() {
     let api = TestApi::start().await;
     let agent = Token::new("t", "p").sign();
     let admin = Token::admin("t", "p").sign();
-    assert_eq!(api.post(&agent, "/quarantine/propose/working", json!({"content": "x"})).await, (400, json!({"detail": "Unsupported quarantine layer"})));
-    let (s, item) = api.post(&agent, "/quarantine/propose/episodic", json!({"content": "learned to retry", "goal": "stability"})).await;
+    assert_eq!(
+        api.post(&agent, "/quarantine/propose/working", json!({"content": "x"})).await,
+        (400, json!({"detail": "Unsupported quarantine layer"}))
+    );
+    let (s, item) = api
+        .post(&agent, "/quarantine/propose/episodic", json!({"content": "learned to retry", "goal": "stability"}))
+        .await;
     assert_eq!((s, item["status"].as_str()), (202, Some("pending")), "{item}");
     assert_eq!(item["validation_errors"], json!([]));
     let (s, bad) = api.post(&agent, "/quarantine/propose/semantic", json!({"content": "", "extra": 1})).await;
@@ -59,9 +76,17 @@ async fn quarantine_propose_review_and_policy() {
     let id = item["id"].as_str().unwrap();
     let (s, b) = api.post(&admin, &format!("/quarantine/approve/{id}"), json!({})).await;
     assert_eq!((s, b), (200, json!({"status": "approved", "id": id, "layer": "episodic"})));
-    assert_eq!(api.post(&admin, &format!("/quarantine/approve/{id}"), json!({})).await.1, json!({"detail": "Quarantine item not found"}), "reviewed once");
+    assert_eq!(
+        api.post(&admin, &format!("/quarantine/approve/{id}"), json!({})).await.1,
+        json!({"detail": "Quarantine item not found"}),
+        "reviewed once"
+    );
     let mut db = api.db().await;
-    let client: String = sqlx::query_scalar("SELECT client_id FROM memories_episodic WHERE content = 'learned to retry'").fetch_one(&mut db).await.unwrap();
+    let client: String =
+        sqlx::query_scalar("SELECT client_id FROM memories_episodic WHERE content = 'learned to retry'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
     assert_eq!(client, "client-a", "approved memory is attributed to the proposer");
     let bad_id = bad["id"].as_str().unwrap();
     let (s, b) = api.post(&admin, &format!("/quarantine/approve/{bad_id}"), json!({})).await;
@@ -75,7 +100,12 @@ async fn quarantine_propose_review_and_policy() {
     api.stop().await;
 
     // Store policy: untrusted direct writes become proposals; trusted ones auto-approve.
-    let api = TestApi::builder().env("PINAK_QUARANTINE_UNTRUSTED_WRITES", "true").env("PINAK_QUARANTINE_AUTO_APPROVE", "true").env("PINAK_TRUSTED_CLIENTS", "good-bot").start().await;
+    let api = TestApi::builder()
+        .env("PINAK_QUARANTINE_UNTRUSTED_WRITES", "true")
+        .env("PINAK_QUARANTINE_AUTO_APPROVE", "true")
+        .env("PINAK_TRUSTED_CLIENTS", "good-bot")
+        .start()
+        .await;
     let (s, b) = api.post(&Token::new("t", "p").sign(), "/add", json!({"content": "gated"})).await;
     assert_eq!((s, b["status"].as_str()), (202, Some("pending")));
     assert_eq!(api.count("memories_semantic").await, 0);
@@ -102,8 +132,15 @@ async fn audit_chain_verifies_and_detects_tampering() {
     assert_eq!(b["audit"]["head_hash"].as_str().unwrap().len(), 64);
     assert_eq!(api.post(&agent, "/maintenance/verify", json!({})).await.0, 403);
     let mut db = api.db().await;
-    let victim: i64 = sqlx::query_scalar("SELECT id FROM logs_audit WHERE tenant = 't' ORDER BY seq OFFSET 2 LIMIT 1").fetch_one(&mut db).await.unwrap();
-    sqlx::query("UPDATE logs_audit SET payload = payload || '{\"status\": \"forged\"}' WHERE id = $1").bind(victim).execute(&mut db).await.unwrap();
+    let victim: i64 = sqlx::query_scalar("SELECT id FROM logs_audit WHERE tenant = 't' ORDER BY seq OFFSET 2 LIMIT 1")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE logs_audit SET payload = payload || '{\"status\": \"forged\"}' WHERE id = $1")
+        .bind(victim)
+        .execute(&mut db)
+        .await
+        .unwrap();
     let (s, b) = api.post(&admin, "/maintenance/verify", json!({})).await;
     assert_eq!(s, 409);
     assert_eq!(b["detail"]["audit"]["valid"], false);
@@ -118,7 +155,17 @@ async fn concurrent_writers_keep_one_chain() {
     let mut tasks = Vec::new();
     for i in 0..24 {
         let (client, url, agent) = (api.client.clone(), api.mem("/add"), agent.clone());
-        tasks.push(tokio::spawn(async move { client.post(url).bearer_auth(agent).json(&json!({"content": format!("c{i}")})).send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(agent)
+                .json(&json!({"content": format!("c{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 201);
@@ -135,15 +182,33 @@ async fn units_and_issue_resolution() {
     let admin = Token::admin("t", "p").sign();
     let a = api.post(&agent, "/add", json!({"content": "fact"})).await.1["id"].as_str().unwrap().to_owned();
     let e = api.post(&agent, "/episodic/add", json!({"content": "episode"})).await.1["id"].as_str().unwrap().to_owned();
-    let members = json!([{"layer": "semantic", "id": a, "role": "fact"}, {"layer": "episodic", "id": e, "role": "source"}]);
-    assert_eq!(api.post(&admin, "/units", json!({"label": "x"})).await, (400, json!({"detail": "Expected label and members"})));
-    assert_eq!(api.post(&admin, "/units", json!({"label": "x", "members": [{"layer": "semantic", "id": a, "role": ""}]})).await.1["detail"], "Member role must be 1-64 characters");
-    assert_eq!(api.post(&admin, "/units", json!({"label": "x", "members": [{"layer": "nope", "id": a, "role": "r"}]})).await.1["detail"], "Invalid member layer or ID");
+    let members =
+        json!([{"layer": "semantic", "id": a, "role": "fact"}, {"layer": "episodic", "id": e, "role": "source"}]);
+    assert_eq!(
+        api.post(&admin, "/units", json!({"label": "x"})).await,
+        (400, json!({"detail": "Expected label and members"}))
+    );
+    assert_eq!(
+        api.post(&admin, "/units", json!({"label": "x", "members": [{"layer": "semantic", "id": a, "role": ""}]}))
+            .await
+            .1["detail"],
+        "Member role must be 1-64 characters"
+    );
+    assert_eq!(
+        api.post(&admin, "/units", json!({"label": "x", "members": [{"layer": "nope", "id": a, "role": "r"}]})).await.1
+            ["detail"],
+        "Invalid member layer or ID"
+    );
     assert_eq!(api.post(&admin, "/units", json!({"label": "x", "members": [{"layer": "semantic", "id": a, "role": "r"}, {"layer": "semantic", "id": a, "role": "r"}]})).await.1["detail"], "Duplicate member");
     let (s, unit) = api.post(&admin, "/units", json!({"label": "incident", "members": members})).await;
     assert_eq!(s, 201, "{unit}");
     assert_eq!(unit["members"], members);
-    assert_eq!(api.post(&admin, "/units", json!({"label": "again", "members": [{"layer": "semantic", "id": a, "role": "r"}]})).await.1["detail"], "Member already belongs to a unit");
+    assert_eq!(
+        api.post(&admin, "/units", json!({"label": "again", "members": [{"layer": "semantic", "id": a, "role": "r"}]}))
+            .await
+            .1["detail"],
+        "Member already belongs to a unit"
+    );
     assert_eq!(api.count("memory_units").await, 1, "failed creations are rolled back whole");
     let (s, rel) = api.get(&agent, &format!("/units/related/episodic/{e}")).await;
     assert_eq!(s, 200);
@@ -159,14 +224,20 @@ async fn units_and_issue_resolution() {
     assert_eq!(api.post(&agent, &format!("/client/issues/{id}/resolve"), json!({})).await.0, 403);
     let (s, r) = api.post(&admin, &format!("/client/issues/{id}/resolve"), json!({"resolution": "fixed"})).await;
     assert_eq!((s, r["status"].as_str(), r["resolution"].as_str()), (200, Some("resolved"), Some("fixed")));
-    assert_eq!(api.post(&admin, &format!("/client/issues/{id}/resolve"), json!({})).await, (404, json!({"detail": "Issue not found"})));
+    assert_eq!(
+        api.post(&admin, &format!("/client/issues/{id}/resolve"), json!({})).await,
+        (404, json!({"detail": "Issue not found"}))
+    );
     assert_eq!(api.post(&admin, "/client/issues/not-a-uuid/resolve", json!({})).await.0, 404);
     api.stop().await;
 }
 
 #[tokio::test]
 async fn exported_head_detects_a_truncated_tail() {
-    let api = TestApi::builder().env("PINAK_AUDIT_SIGNING_KEY", "audit-signing-key-0123456789-abcdefghijklmnop").start().await;
+    let api = TestApi::builder()
+        .env("PINAK_AUDIT_SIGNING_KEY", "audit-signing-key-0123456789-abcdefghijklmnop")
+        .start()
+        .await;
     let agent = Token::new("t", "p").sign();
     let admin = Token::admin("t", "p").sign();
     for i in 0..4 {
@@ -179,14 +250,29 @@ async fn exported_head_detects_a_truncated_tail() {
     assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": signed})).await.0, 200);
     assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": plain})).await.0, 200);
     let forged = format!("{}x", &signed[..signed.len() - 1]);
-    assert_eq!(api.post(&admin, "/maintenance/verify", json!({"anchor": forged})).await, (400, json!({"detail": "Invalid anchor: bad signature"})));
+    assert_eq!(
+        api.post(&admin, "/maintenance/verify", json!({"anchor": forged})).await,
+        (400, json!({"detail": "Invalid anchor: bad signature"}))
+    );
     // Delete the tail: the chain that is left still links up, but no longer reaches the anchor.
     let mut db = api.db().await;
-    sqlx::query("DELETE FROM logs_audit WHERE tenant = 't' AND seq >= (SELECT max(seq) - 1 FROM logs_audit WHERE tenant = 't')").execute(&mut db).await.unwrap();
-    assert_eq!(api.post(&admin, "/maintenance/verify", json!({})).await.0, 200, "without an anchor a cut tail is invisible");
+    sqlx::query(
+        "DELETE FROM logs_audit WHERE tenant = 't' AND seq >= (SELECT max(seq) - 1 FROM logs_audit WHERE tenant = 't')",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        api.post(&admin, "/maintenance/verify", json!({})).await.0,
+        200,
+        "without an anchor a cut tail is invisible"
+    );
     let (s, b) = api.post(&admin, "/maintenance/verify", json!({"anchor": signed})).await;
     assert_eq!(s, 409);
-    assert_eq!((b["detail"]["audit"]["valid"].as_bool(), b["detail"]["audit"]["truncated"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (b["detail"]["audit"]["valid"].as_bool(), b["detail"]["audit"]["truncated"].as_bool()),
+        (Some(false), Some(true))
+    );
     api.stop().await;
 }
 
@@ -197,9 +283,20 @@ async fn revocation_is_seen_by_another_api_process() {
     let victim = Token::new("t", "p");
     let token = victim.sign();
     assert_eq!(b.get(&token, "/search?query=x").await.0, 200);
-    let resp = a.client.post(a.url("/api/v1/auth/revoke")).bearer_auth(Token::admin("t", "p").sign()).json(&json!({"jti": victim.jti()})).send().await.unwrap();
+    let resp = a
+        .client
+        .post(a.url("/api/v1/auth/revoke"))
+        .bearer_auth(Token::admin("t", "p").sign())
+        .json(&json!({"jti": victim.jti()}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(b.get(&token, "/search?query=x").await, (401, json!({"detail": "Token revoked"})), "the next request on any replica");
+    assert_eq!(
+        b.get(&token, "/search?query=x").await,
+        (401, json!({"detail": "Token revoked"})),
+        "the next request on any replica"
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -210,14 +307,25 @@ async fn revocation_is_seen_by_another_api_process() {
 #[tokio::test]
 async fn sql_hashing_agrees_with_rust_verification_under_mixed_load() {
     let api = TestApi::start().await;
-    let odd = Token::new("t", "p").set("client_id", json!("clïent \"quoted\" \\ back\u{1}slash ✓")).set("sub", json!("agënt\n2")).sign();
+    let odd = Token::new("t", "p")
+        .set("client_id", json!("clïent \"quoted\" \\ back\u{1}slash ✓"))
+        .set("sub", json!("agënt\n2"))
+        .sign();
     let admin = Token::admin("t", "p").sign();
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (client, odd) = (api.client.clone(), odd.clone());
         let (add, search) = (api.mem("/add"), api.mem(&format!("/search?query=m{i}&k=3")));
         tasks.push(tokio::spawn(async move {
-            let a = client.post(add).bearer_auth(&odd).json(&json!({"content": format!("m{i} ünïcode")})).send().await.unwrap().status().as_u16();
+            let a = client
+                .post(add)
+                .bearer_auth(&odd)
+                .json(&json!({"content": format!("m{i} ünïcode")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
             let s = client.get(search).bearer_auth(&odd).send().await.unwrap().status().as_u16();
             (a, s)
         }));
@@ -229,7 +337,11 @@ async fn sql_hashing_agrees_with_rust_verification_under_mixed_load() {
     assert_eq!((s, b["audit"]["valid"].as_bool()), (200, Some(true)), "{b}");
     assert_eq!(b["audit"]["checked"], 32, "one write and one read link per task: {b}");
     let mut db = api.db().await;
-    let stored: String = sqlx::query_scalar("SELECT payload->>'client_id' FROM logs_audit WHERE tenant = 't' ORDER BY seq LIMIT 1").fetch_one(&mut db).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT payload->>'client_id' FROM logs_audit WHERE tenant = 't' ORDER BY seq LIMIT 1")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
     assert_eq!(stored, "clïent \"quoted\" \\ back\u{1}slash ✓");
     api.stop().await;
 }

@@ -2,8 +2,8 @@
 //! deletes, quarantine, units and issues, on every layer. The intruder holds a valid admin
 //! token of another tenant (or another project of the same tenant) and knows the record ids.
 
-use pinak_tests::{Token, TestApi};
-use serde_json::{json, Value};
+use pinak_tests::{TestApi, Token};
+use serde_json::{Value, json};
 
 struct Seeded {
     ids: Vec<(&'static str, String)>,
@@ -68,7 +68,13 @@ async fn assert_sealed(api: &TestApi, seeded: &Seeded, intruder: &str, intruder_
     assert!(!mentions_zebra(&b), "quarantine leaked: {b}");
     // A unit cannot adopt another scope's record.
     let (sid_layer, sid) = &seeded.ids[0];
-    let (s, b) = api.post(intruder_admin, "/units", json!({"label": "steal", "members": [{"layer": sid_layer, "id": sid, "role": "x"}]})).await;
+    let (s, b) = api
+        .post(
+            intruder_admin,
+            "/units",
+            json!({"label": "steal", "members": [{"layer": sid_layer, "id": sid, "role": "x"}]}),
+        )
+        .await;
     assert_eq!((s, b["detail"].as_str()), (400, Some("Member not found in this tenant/project")));
 }
 
@@ -87,7 +93,8 @@ async fn other_tenants_and_projects_see_nothing() {
     // Quarantine review across scopes is a 404 and leaves the item pending.
     let (_, items) = api.get(&Token::admin("acme", "alpha").sign(), "/quarantine/list").await;
     let item = items[0]["id"].as_str().unwrap().to_owned();
-    let (s, b) = api.post(&Token::admin("globex", "alpha").sign(), &format!("/quarantine/approve/{item}"), json!({})).await;
+    let (s, b) =
+        api.post(&Token::admin("globex", "alpha").sign(), &format!("/quarantine/approve/{item}"), json!({})).await;
     assert_eq!((s, b["detail"].as_str()), (404, Some("Quarantine item not found")));
     // The owner still sees everything, untouched.
     for (layer, id) in &seeded.ids {

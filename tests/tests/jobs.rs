@@ -57,11 +57,13 @@ async fn enqueue(api: &TestApi, task: &str, key: &str) -> i64 {
 async fn wait_finished(api: &TestApi, ids: &[i64]) {
     let mut c = api.db().await;
     wait_until!(format!("jobs {ids:?} finished"), 60, {
-        let done: i64 = sqlx::query_scalar("SELECT count(DISTINCT job_id) FROM job_runs WHERE job_id = ANY($1) AND finished_at IS NOT NULL")
-            .bind(ids)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT job_id) FROM job_runs WHERE job_id = ANY($1) AND finished_at IS NOT NULL",
+        )
+        .bind(ids)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
         done == ids.len() as i64
     });
 }
@@ -133,7 +135,12 @@ async fn expected_vectors(c: &mut PgConnection, layer: Layer) -> Vec<(String, Op
         .map(|r| {
             let row: Value = r.get("row");
             let text = layer.embedding_text(&layer.payload_of_row(&row)).unwrap();
-            (text.clone(), r.get("embedding_model"), r.get::<Option<Vec<f32>>, _>("v").unwrap_or_default(), DummyEmbedder.embed_one(&text))
+            (
+                text.clone(),
+                r.get("embedding_model"),
+                r.get::<Option<Vec<f32>>, _>("v").unwrap_or_default(),
+                DummyEmbedder.embed_one(&text),
+            )
         })
         .collect()
 }
@@ -185,7 +192,8 @@ async fn reembed_replaces_vectors_of_another_model() {
             }
         }
     }
-    let dims = scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_dim IS DISTINCT FROM 384").await;
+    let dims =
+        scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_dim IS DISTINCT FROM 384").await;
     assert_eq!(dims, 0);
 
     // verify_vectors now finds nothing wrong.
@@ -211,17 +219,21 @@ async fn verify_vectors_counts_inconsistencies() {
     // Top priority, so it usually runs before the startup re-embed pass gets to these rows.
     wait_workers(&api, 1).await;
     let w = worker_schema(&api.schema);
-    let v: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT id FROM \"{w}\".add_job('verify_vectors', '{{}}'::json, job_key := 'v', priority := -10)")))
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let v: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT id FROM \"{w}\".add_job('verify_vectors', '{{}}'::json, job_key := 'v', priority := -10)"
+    )))
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     wait_finished(&api, &[v]).await;
-    let detail: Value = sqlx::query_scalar("SELECT detail FROM job_runs WHERE job_id = $1").bind(v).fetch_one(&mut c).await.unwrap();
+    let detail: Value =
+        sqlx::query_scalar("SELECT detail FROM job_runs WHERE job_id = $1").bind(v).fetch_one(&mut c).await.unwrap();
     // The startup re-embed may have repaired "missing"/"foreign" before verify ran, but never
     // the bad dimension (it only re-embeds rows of another model or without a vector).
     let sem = &detail["semantic"];
     assert_eq!(sem["bad_dim"], 1, "{detail}");
-    let rows: i64 = sqlx::query_scalar("SELECT rows FROM job_runs WHERE job_id = $1").bind(v).fetch_one(&mut c).await.unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT rows FROM job_runs WHERE job_id = $1").bind(v).fetch_one(&mut c).await.unwrap();
     assert_eq!(rows, sem["missing"].as_i64().unwrap() + sem["foreign_model"].as_i64().unwrap() + 1);
     api.stop().await;
 }
@@ -240,16 +252,20 @@ async fn jobs_run_exactly_once_across_two_replicas() {
     // Give a would-be duplicate execution time to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut c = a.db().await;
-    let (runs, distinct, workers): (i64, i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT job_id), count(DISTINCT worker) FROM job_runs WHERE job_id = ANY($1)")
-            .bind(&ids)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+    let (runs, distinct, workers): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT job_id), count(DISTINCT worker) FROM job_runs WHERE job_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     assert_eq!((runs, distinct), (N as i64, N as i64), "every job ran exactly once");
     eprintln!("{N} jobs ran on {workers} worker(s)");
     let w = worker_schema(&a.schema);
-    assert_eq!(scalar_i64(&mut c, &format!("SELECT count(*) FROM \"{w}\"._private_jobs WHERE id = ANY(ARRAY{ids:?})")).await, 0);
+    assert_eq!(
+        scalar_i64(&mut c, &format!("SELECT count(*) FROM \"{w}\"._private_jobs WHERE id = ANY(ARRAY{ids:?})")).await,
+        0
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -272,19 +288,25 @@ async fn a_job_of_a_killed_pod_is_finished_by_another() {
     // batches commit, the last one waits on this lock.
     let mut holder = a.db().await;
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT id FROM memories_semantic ORDER BY id DESC LIMIT 1 FOR UPDATE").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM memories_semantic ORDER BY id DESC LIMIT 1 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
 
     let jobs_a = pinak_api::jobs::start(&a.state).unwrap(); // enqueues the startup re-embed
     let committed = (ROWS / REEMBED_BATCH) * REEMBED_BATCH;
     let app = format!("pinak-jobs:{}", a.schema);
     wait_until!("A's re-embed blocked mid-run", 30, {
-        let done = scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_model = 'dummy-sha256-384'").await;
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'")
-                .bind(&app)
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
+        let done =
+            scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_model = 'dummy-sha256-384'")
+                .await;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&app)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
         done == committed && waiting == 1
     });
     let (job_id, worker_a): (i64, String) = sqlx::query_as(AssertSqlSafe(format!(
@@ -307,11 +329,15 @@ async fn a_job_of_a_killed_pod_is_finished_by_another() {
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A is really dead: nothing more was embedded and the job is still locked by A.
-    assert_eq!(scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_model = 'dummy-sha256-384'").await, committed);
-    let locked_by: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT locked_by FROM \"{w}\"._private_jobs WHERE id = {job_id}")))
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    assert_eq!(
+        scalar_i64(&mut c, "SELECT count(*) FROM memories_semantic WHERE embedding_model = 'dummy-sha256-384'").await,
+        committed
+    );
+    let locked_by: Option<String> =
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT locked_by FROM \"{w}\"._private_jobs WHERE id = {job_id}")))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
     assert_eq!(locked_by.as_deref(), Some(worker_a.as_str()));
 
     // A's last heartbeat is now 1 hour old: this stands in for SWEEP_THRESHOLD (5 minutes) of
@@ -329,13 +355,15 @@ async fn a_job_of_a_killed_pod_is_finished_by_another() {
 
     let b = TestApi::builder().env("PINAK_DB_SCHEMA", &a.schema).start().await;
     wait_finished(&b, &[job_id]).await;
-    let remaining = scalar_i64(&mut c, &format!("SELECT count(*) FROM \"{w}\"._private_jobs WHERE id = {job_id}")).await;
+    let remaining =
+        scalar_i64(&mut c, &format!("SELECT count(*) FROM \"{w}\"._private_jobs WHERE id = {job_id}")).await;
     assert_eq!(remaining, 0, "the recovered job completed");
-    let finisher: String = sqlx::query_scalar("SELECT worker FROM job_runs WHERE job_id = $1 AND finished_at IS NOT NULL")
-        .bind(job_id)
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let finisher: String =
+        sqlx::query_scalar("SELECT worker FROM job_runs WHERE job_id = $1 AND finished_at IS NOT NULL")
+            .bind(job_id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
     assert_ne!(finisher, worker_a, "finished by B");
     for (text, model, got, want) in expected_vectors(&mut c, Layer::Semantic).await {
         assert_eq!(model.as_deref(), Some(DummyEmbedder::MODEL_NAME), "{text}");

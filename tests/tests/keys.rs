@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use pinak_api::config::Config;
-use pinak_tests::{unique, TestApi, Token, SECRET};
-use serde_json::{json, Value};
+use pinak_tests::{SECRET, TestApi, Token, unique};
+use serde_json::{Value, json};
 
 const SEARCH: &str = "/search?query=x";
 
@@ -200,8 +200,14 @@ fn kids(api: &TestApi) -> Vec<String> {
 
 #[tokio::test]
 async fn kid_selects_the_key_and_its_algorithm() {
-    let (ed, rsa, es, rsa_pkcs1, ed_jwk, ps_jwk) =
-        (KeyPair::ed25519(), KeyPair::rsa(), KeyPair::p256(), KeyPair::rsa(), KeyPair::ed25519(), KeyPair::rsa().with_alg(Algorithm::PS256));
+    let (ed, rsa, es, rsa_pkcs1, ed_jwk, ps_jwk) = (
+        KeyPair::ed25519(),
+        KeyPair::rsa(),
+        KeyPair::p256(),
+        KeyPair::rsa(),
+        KeyPair::ed25519(),
+        KeyPair::rsa().with_alg(Algorithm::PS256),
+    );
     let dir = KeysDir::new();
     dir.put("ed.pem", &ed.public_pem);
     dir.put("rsa.pem", &rsa.public_pem);
@@ -222,7 +228,14 @@ async fn kid_selects_the_key_and_its_algorithm() {
     let api = TestApi::builder().env("PINAK_JWT_KEYS_DIR", dir.path()).start().await;
     assert_eq!(kids(&api), ["ed", "edjwk", "es", "ps", "rsa", "rsa1"]);
 
-    for (key, kid) in [(&ed, "ed"), (&rsa, "rsa"), (&es, "es"), (&rsa_pkcs1.with_alg(Algorithm::RS256), "rsa1"), (&ed_jwk, "edjwk"), (&ps_jwk, "ps")] {
+    for (key, kid) in [
+        (&ed, "ed"),
+        (&rsa, "rsa"),
+        (&es, "es"),
+        (&rsa_pkcs1.with_alg(Algorithm::RS256), "rsa1"),
+        (&ed_jwk, "edjwk"),
+        (&ps_jwk, "ps"),
+    ] {
         assert_eq!(search_status(&api, &key.token(kid)).await.0, 200, "{:?} token with kid {kid}", key.alg);
     }
     // The compat HS256 secret still verifies tokens without a kid.
@@ -244,8 +257,16 @@ async fn kid_selects_the_key_and_its_algorithm() {
     assert_eq!(search_status(&api, &ed.token("rsa")).await, invalid(), "EdDSA token, RSA kid");
     assert_eq!(search_status(&api, &es.token("rsa")).await, invalid(), "ES256 token, RSA kid");
     // Same RSA key, another algorithm of its family: the key is bound to one algorithm.
-    assert_eq!(search_status(&api, &rsa.with_alg(Algorithm::PS256).token("rsa")).await, invalid(), "PS256 token, RS256 key");
-    assert_eq!(search_status(&api, &ps_jwk.with_alg(Algorithm::RS256).token("ps")).await, invalid(), "RS256 token, PS256 JWK");
+    assert_eq!(
+        search_status(&api, &rsa.with_alg(Algorithm::PS256).token("rsa")).await,
+        invalid(),
+        "PS256 token, RS256 key"
+    );
+    assert_eq!(
+        search_status(&api, &ps_jwk.with_alg(Algorithm::RS256).token("ps")).await,
+        invalid(),
+        "RS256 token, PS256 JWK"
+    );
     // Classic confusion: HMAC keyed with the public key bytes, with and without the kid.
     for public in [&rsa.public_pem, &ed.public_pem] {
         assert_eq!(search_status(&api, &hs256_token(public, Some("rsa"))).await, invalid());
@@ -272,7 +293,8 @@ async fn rotation_under_load_has_no_failed_request() {
     let log: Arc<Mutex<Vec<(&'static str, u16)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let client_task = tokio::spawn({
-        let (current, log, stop, client, url) = (current.clone(), log.clone(), stop.clone(), api.client.clone(), api.mem(SEARCH));
+        let (current, log, stop, client, url) =
+            (current.clone(), log.clone(), stop.clone(), api.client.clone(), api.mem(SEARCH));
         async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
@@ -296,14 +318,17 @@ async fn rotation_under_load_has_no_failed_request() {
     // Add B (and a file that does not parse: it must not disturb A or B); wait until B verifies.
     dir.put("key-b.pem", &b.public_pem);
     dir.put("key-c.pem", b"not a key");
-    let b_valid = eventually(Duration::from_secs(10), || async { search_status(&api, &b.token("key-b")).await.0 == 200 }).await;
+    let b_valid =
+        eventually(Duration::from_secs(10), || async { search_status(&api, &b.token("key-b")).await.0 == 200 }).await;
     assert!(b_valid, "key B was never picked up");
     assert!(kids(&api).contains(&"key-a".to_string()), "A and B overlap");
     // Move the client to B, let it use B, then remove A.
     *current.write().unwrap() = (b.clone(), "key-b");
     assert!(eventually(Duration::from_secs(10), || async { served_b() >= 5 }).await);
     dir.remove("key-a.pem");
-    let a_gone = eventually(Duration::from_secs(10), || async { search_status(&api, &a.token("key-a")).await == invalid() }).await;
+    let a_gone =
+        eventually(Duration::from_secs(10), || async { search_status(&api, &a.token("key-a")).await == invalid() })
+            .await;
     assert!(a_gone, "a fresh token signed by the removed key A is still accepted");
     let after = served_b();
     assert!(eventually(Duration::from_secs(10), || async { served_b() >= after + 5 }).await);
@@ -327,7 +352,10 @@ async fn keys_only_mode_starts_without_a_secret_and_refuses_hs256() {
     assert!(kids(&api).is_empty());
     assert_eq!(search_status(&api, &ed.token("k1")).await, invalid());
     dir.put("k1.pem", &ed.public_pem);
-    assert!(eventually(Duration::from_secs(10), || async { search_status(&api, &ed.token("k1")).await.0 == 200 }).await, "the new directory was never loaded");
+    assert!(
+        eventually(Duration::from_secs(10), || async { search_status(&api, &ed.token("k1")).await.0 == 200 }).await,
+        "the new directory was never loaded"
+    );
     // No secret: HS256 tokens (even signed with the usual test secret) are invalid.
     assert_eq!(search_status(&api, &Token::new("t", "p").sign()).await, invalid());
     assert_eq!(search_status(&api, &hs256_token(SECRET.as_bytes(), Some("k1"))).await, invalid());
@@ -340,7 +368,10 @@ async fn keys_only_mode_starts_without_a_secret_and_refuses_hs256() {
 fn secret_rules_with_and_without_keys() {
     let load = |pairs: &[(&str, &str)]| {
         let mut vars: HashMap<String, String> =
-            [("PINAK_DATABASE_URL", "postgres://localhost/x"), ("PINAK_EMBEDDING_BACKEND", "dummy")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            [("PINAK_DATABASE_URL", "postgres://localhost/x"), ("PINAK_EMBEDDING_BACKEND", "dummy")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         vars.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Config::from_lookup(|k| vars.get(k).cloned())
     };
@@ -381,7 +412,11 @@ fn idp(keys: Vec<Value>) -> Idp {
             let (keys, fetches, down) = (keys.clone(), fetches.clone(), down.clone());
             move || {
                 fetches.fetch_add(1, Ordering::SeqCst);
-                let status = if down.load(Ordering::SeqCst) { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+                let status = if down.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                };
                 let body = json!({"keys": keys.lock().unwrap().clone()});
                 async move { (status, axum::Json(body)) }
             }
@@ -407,7 +442,12 @@ async fn jwks_unknown_kid_triggers_a_rate_limited_refresh() {
     // An encryption key and a keyless entry are ignored, not fatal.
     let enc = json!({"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"});
     let idp = idp(vec![k1.jwk(Some("idp-1")), enc, json!({"kty": "OKP"})]);
-    let api = TestApi::builder().env("PINAK_JWT_JWKS_URL", &idp.url).env("PINAK_JWT_JWKS_REFRESH_SECS", "3600").env("PINAK_JWT_SECRET", "").start().await;
+    let api = TestApi::builder()
+        .env("PINAK_JWT_JWKS_URL", &idp.url)
+        .env("PINAK_JWT_JWKS_REFRESH_SECS", "3600")
+        .env("PINAK_JWT_SECRET", "")
+        .start()
+        .await;
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "fetched once at start");
     assert_eq!(search_status(&api, &k1.token("idp-1")).await.0, 200);
     assert_eq!(kids(&api), ["idp-1"], "the encryption key and the keyless entry are skipped");
@@ -430,7 +470,8 @@ async fn jwks_unknown_kid_triggers_a_rate_limited_refresh() {
     }
     assert_eq!(idp.fetches.load(Ordering::SeqCst), fetches + 1, "unknown-kid refreshes are rate-limited");
     // After the interval, the next unknown kid refreshes again.
-    let k3_valid = eventually(Duration::from_secs(15), || async { search_status(&api, &k3.token("idp-3")).await.0 == 200 }).await;
+    let k3_valid =
+        eventually(Duration::from_secs(15), || async { search_status(&api, &k3.token("idp-3")).await.0 == 200 }).await;
     assert!(k3_valid, "idp-3 never became valid");
     assert_eq!(idp.fetches.load(Ordering::SeqCst), fetches + 2);
     api.stop().await;
@@ -455,15 +496,24 @@ async fn jwks_refreshes_periodically_and_merges_with_the_directory() {
 
     // The provider withdraws its key: the periodic refresh drops it; directory keys stay.
     idp.keys.lock().unwrap().clear();
-    let withdrawn = eventually(Duration::from_secs(10), || async { search_status(&api, &idp_key.token("remote")).await == invalid() }).await;
+    let withdrawn = eventually(Duration::from_secs(10), || async {
+        search_status(&api, &idp_key.token("remote")).await == invalid()
+    })
+    .await;
     assert!(withdrawn, "the withdrawn JWKS key is still accepted");
     assert_eq!(search_status(&api, &dir_key.token("local")).await.0, 200);
     idp.keys.lock().unwrap().push(idp_key.jwk(Some("remote")));
-    assert!(eventually(Duration::from_secs(10), || async { search_status(&api, &idp_key.token("remote")).await.0 == 200 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { search_status(&api, &idp_key.token("remote")).await.0 == 200 })
+            .await
+    );
     // A provider outage keeps the cached keys.
     idp.down.store(true, Ordering::SeqCst);
     let failed_from = idp.fetches.load(Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(10), || async { idp.fetches.load(Ordering::SeqCst) >= failed_from + 2 }).await, "no refresh during the outage");
+    assert!(
+        eventually(Duration::from_secs(10), || async { idp.fetches.load(Ordering::SeqCst) >= failed_from + 2 }).await,
+        "no refresh during the outage"
+    );
     assert_eq!(search_status(&api, &idp_key.token("remote")).await.0, 200, "cached key dropped on a failed fetch");
     api.stop().await;
 }

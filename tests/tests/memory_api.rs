@@ -1,7 +1,7 @@
 //! The memory routes over real HTTP on real Postgres: shapes, status codes, atomicity.
 
-use pinak_tests::{Token, TestApi};
-use serde_json::{json, Value};
+use pinak_tests::{TestApi, Token};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn semantic_add_read_update_delete() {
@@ -34,10 +34,20 @@ async fn semantic_add_read_update_delete() {
     assert_eq!(s, 400);
 
     let mut db = api.db().await;
-    let before: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE id = $1::uuid").bind(id).fetch_one(&mut db).await.unwrap();
-    let (s, b) = api.put(&admin, &format!("/semantic/{id}"), json!({"content": "Rust talks to Postgres", "tenant": "ignored"})).await;
+    let before: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let (s, b) = api
+        .put(&admin, &format!("/semantic/{id}"), json!({"content": "Rust talks to Postgres", "tenant": "ignored"}))
+        .await;
     assert_eq!((s, &b), (200, &json!({"status": "updated", "id": id})));
-    let after: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE id = $1::uuid").bind(id).fetch_one(&mut db).await.unwrap();
+    let after: String = sqlx::query_scalar("SELECT embedding::text FROM memories_semantic WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     assert_ne!(before, after, "updating content re-embeds in the same transaction");
     let (_, row) = api.get(&w, &format!("/semantic/{id}")).await;
     assert_eq!((row["content"].as_str(), row["tenant"].as_str()), (Some("Rust talks to Postgres"), Some("t1")));
@@ -74,7 +84,8 @@ async fn every_layer_add_and_shapes() {
     let (s, se) = api.post(&w, "/session/add", json!({"session_id": "s1", "content": "hello"})).await;
     assert_eq!(s, 201);
     assert!(se["id"].is_string() && se["ts"].is_string());
-    let (s, ev) = api.post(&w, "/event", json!({"event_type": "top", "payload": {"event_type": "inner", "n": 1}})).await;
+    let (s, ev) =
+        api.post(&w, "/event", json!({"event_type": "top", "payload": {"event_type": "inner", "n": 1}})).await;
     assert_eq!(s, 201, "{ev}");
     let (_, events) = api.get(&w, "/events").await;
     assert_eq!(events[0]["event_type"], "inner", "payload event_type overrides, as in the prototype");
@@ -119,7 +130,13 @@ async fn ttl_rows_are_hidden_after_expiry_and_limits_page_with_cursor() {
     let first: Value = resp.json().await.unwrap();
     assert_eq!(first.as_array().unwrap().len(), 2);
     let (_, second) = api.get(&w, &format!("/session/list?session_id=s&limit=2&cursor={cursor}")).await;
-    let contents: Vec<&str> = first.as_array().unwrap().iter().chain(second.as_array().unwrap()).map(|r| r["content"].as_str().unwrap()).collect();
+    let contents: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.as_array().unwrap())
+        .map(|r| r["content"].as_str().unwrap())
+        .collect();
     assert_eq!(contents, vec!["line 0", "line 1", "line 2", "line 3"], "oldest first, no overlap");
     assert_eq!(api.get(&w, "/session/list?session_id=s&cursor=zz").await.0, 422);
     assert_eq!(api.get(&w, "/events?limit=201").await.0, 422);
@@ -134,7 +151,12 @@ async fn search_finds_by_keyword_and_vector_and_context_groups_layers() {
     let w = Token::new("t1", "p1").sign();
     api.post(&w, "/add", json!({"content": "the deploy pipeline uses cargo nextest"})).await;
     api.post(&w, "/episodic/add", json!({"content": "nextest flaked on CI", "goal": "green build"})).await;
-    api.post(&w, "/rag/add", json!({"query": "nextest docs", "external_source": "nexte.st", "content": "partitioning tests"})).await;
+    api.post(
+        &w,
+        "/rag/add",
+        json!({"query": "nextest docs", "external_source": "nexte.st", "content": "partitioning tests"}),
+    )
+    .await;
     api.post(&w, "/add", json!({"content": "unrelated gardening note"})).await;
     let (s, hits) = api.get(&w, "/search?query=nextest&k=10").await;
     assert_eq!(s, 200, "{hits}");
@@ -152,7 +174,10 @@ async fn search_finds_by_keyword_and_vector_and_context_groups_layers() {
 
     let (s, ctx) = api.get(&w, "/retrieve_context?query=nextest&limit=2").await;
     assert_eq!(s, 200);
-    let total: usize = ["semantic", "episodic", "procedural", "rag", "working"].iter().map(|l| ctx[*l].as_array().unwrap().len()).sum();
+    let total: usize = ["semantic", "episodic", "procedural", "rag", "working"]
+        .iter()
+        .map(|l| ctx[*l].as_array().unwrap().len())
+        .sum();
     assert_eq!(total, 2, "limit is honoured: {ctx}");
     let (_, rag) = api.get(&w, "/rag/search?query=partitioning").await;
     assert_eq!(rag[0]["type"], "rag");
@@ -191,7 +216,15 @@ async fn body_cap_and_request_ids() {
     let api = TestApi::start().await;
     let w = Token::new("t1", "p1").sign();
     let big = "x".repeat(1_048_577);
-    let resp = api.client.post(api.mem("/add")).bearer_auth(&w).header("content-type", "application/json").body(big).send().await.unwrap();
+    let resp = api
+        .client
+        .post(api.mem("/add"))
+        .bearer_auth(&w)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
     let id = resp.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
     assert_eq!(id.len(), 32);
@@ -209,17 +242,35 @@ async fn body_cap_and_request_ids() {
 #[tokio::test]
 async fn named_row_json_equals_the_generic_row_json() {
     use pinak_api::layers::Layer;
-    use pinak_api::records::{row_json, ROW_JSON};
+    use pinak_api::records::{ROW_JSON, row_json};
     let api = TestApi::start().await;
     let w = Token::new("t1", "p1").sign();
     assert_eq!(api.post(&w, "/add", json!({"content": "c", "tags": ["x"]})).await.0, 201);
-    assert_eq!(api.post(&w, "/episodic/add", json!({"content": "c", "goal": "g", "plan": ["a"], "salience": 2, "tool_logs": [{"t": 1}]})).await.0, 201);
-    assert_eq!(api.post(&w, "/procedural/add", json!({"skill_name": "s", "steps": ["a"], "code_snippet": "x"})).await.0, 201);
+    assert_eq!(
+        api.post(
+            &w,
+            "/episodic/add",
+            json!({"content": "c", "goal": "g", "plan": ["a"], "salience": 2, "tool_logs": [{"t": 1}]})
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        api.post(&w, "/procedural/add", json!({"skill_name": "s", "steps": ["a"], "code_snippet": "x"})).await.0,
+        201
+    );
     let mut db = api.db().await;
     for layer in Layer::VECTOR_LAYERS {
         assert_ne!(row_json(layer), ROW_JSON, "{layer:?} uses the named form");
-        let (named, generic): (serde_json::Value, serde_json::Value) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {}, {ROW_JSON} FROM {} t", row_json(layer), layer.table()))).fetch_one(&mut db).await.unwrap();
+        let (named, generic): (serde_json::Value, serde_json::Value) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, {ROW_JSON} FROM {} t",
+            row_json(layer),
+            layer.table()
+        )))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
         assert_eq!(named, generic, "{layer:?}");
     }
     assert_eq!(row_json(Layer::Rag), ROW_JSON);

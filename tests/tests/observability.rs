@@ -1,7 +1,7 @@
 //! Heartbeats, agent and access lists, client summary, metrics, capture validation, nudges.
 
-use pinak_tests::{Token, TestApi};
-use serde_json::{json, Value};
+use pinak_tests::{TestApi, Token};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn heartbeat_upserts_and_lists() {
@@ -9,7 +9,10 @@ async fn heartbeat_upserts_and_lists() {
     let read_only = Token::new("t", "p").set("scopes", json!(["memory.read"])).sign();
     let (s, a) = api.post(&read_only, "/agent/heartbeat", json!({"hostname": "h1", "pid": 42, "meta": {"v": 1}})).await;
     assert_eq!(s, 200, "heartbeat needs only read: {a}");
-    assert_eq!((a["agent_id"].as_str(), a["status"].as_str(), a["pid"].as_str(), a["client_name"].as_str()), (Some("agent-1"), Some("active"), Some("42"), Some("unknown")));
+    assert_eq!(
+        (a["agent_id"].as_str(), a["status"].as_str(), a["pid"].as_str(), a["client_name"].as_str()),
+        (Some("agent-1"), Some("active"), Some("42"), Some("unknown"))
+    );
     let first_seen = a["last_seen"].as_str().unwrap().to_owned();
     let (_, a) = api.post(&read_only, "/agent/heartbeat", json!({"status": "idle"})).await;
     assert_eq!(a["status"], "idle");
@@ -49,7 +52,10 @@ async fn client_summary_counts_self_and_children() {
     api.post(&child, "/quarantine/propose/semantic", json!({"content": "d"})).await;
     let (s, sum) = api.get(&parent, "/client/summary").await;
     assert_eq!(s, 200, "{sum}");
-    assert_eq!((sum["client"]["client_id"].as_str(), sum["client"]["status"].as_str()), (Some("parent"), Some("registered")));
+    assert_eq!(
+        (sum["client"]["client_id"].as_str(), sum["client"]["status"].as_str()),
+        (Some("parent"), Some("registered"))
+    );
     assert_eq!(sum["summary"]["counts"]["semantic"], 2);
     assert_eq!(sum["summary"]["total"], 2);
     assert_eq!(sum["children"][0]["client_id"], "kid");
@@ -67,9 +73,18 @@ async fn metrics_json_and_prometheus() {
     let w = Token::new("t", "p").sign();
     api.post(&w, "/add", json!({"content": "x"})).await;
     api.get(&w, "/search?query=x").await;
-    assert_eq!(pinak_tests::response(api.client.get(api.url("/api/v1/metrics")).send().await.unwrap()).await, (401, json!({"detail": "Missing bearer token"})));
-    assert_eq!(pinak_tests::response(api.client.get(api.url("/api/v1/metrics")).bearer_auth(&w).send().await.unwrap()).await.0, 403);
-    let (s, m) = pinak_tests::response(api.client.get(api.url("/api/v1/metrics")).bearer_auth(Token::admin("t", "p").sign()).send().await.unwrap()).await;
+    assert_eq!(
+        pinak_tests::response(api.client.get(api.url("/api/v1/metrics")).send().await.unwrap()).await,
+        (401, json!({"detail": "Missing bearer token"}))
+    );
+    assert_eq!(
+        pinak_tests::response(api.client.get(api.url("/api/v1/metrics")).bearer_auth(&w).send().await.unwrap()).await.0,
+        403
+    );
+    let (s, m) = pinak_tests::response(
+        api.client.get(api.url("/api/v1/metrics")).bearer_auth(Token::admin("t", "p").sign()).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!((m["verification"].as_str(), m["vectors"].as_i64()), (Some("ready"), Some(1)));
     assert!(m["access_rows"].as_i64().unwrap() >= 2);
@@ -77,7 +92,10 @@ async fn metrics_json_and_prometheus() {
     assert!(add["count"].as_u64().unwrap() >= 1 && add["duration_seconds_sum"].as_f64().unwrap() > 0.0, "{m}");
     assert!(!m.to_string().contains(&w), "labels never carry tokens");
     let text = api.client.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("pinak_http_requests_total{method=\"POST\",route=\"/api/v1/memory/add\",status=\"201\"}"), "{text}");
+    assert!(
+        text.contains("pinak_http_requests_total{method=\"POST\",route=\"/api/v1/memory/add\",status=\"201\"}"),
+        "{text}"
+    );
     assert!(text.contains("pinak_http_request_duration_seconds_bucket"));
     assert!(text.contains("pinak_embedding_duration_seconds_bucket{le="), "embedding latency is recorded");
     assert!(text.contains("pinak_db_pool_connections"));
@@ -101,7 +119,10 @@ async fn capture_validates_then_is_always_disabled() {
     let signed = Token::new("t", "p").set("agent_id", json!("ag")).sign();
     let unsigned = Token::new("t", "p").sign();
     let (s, b) = api.post(&unsigned, "/capture/session", json!({})).await;
-    assert_eq!((s, b["detail"]["code"].as_str(), b["detail"]["missing_claims"].clone()), (403, Some("auth_claim_missing"), json!(["agent_id"])));
+    assert_eq!(
+        (s, b["detail"]["code"].as_str(), b["detail"]["missing_claims"].clone()),
+        (403, Some("auth_claim_missing"), json!(["agent_id"]))
+    );
     let (s, b) = api.post(&signed, "/capture/session", json!({"client_session_ref": "r1"})).await;
     assert_eq!((s, b["detail"]["code"].as_str()), (503, Some("capture_disabled")));
     assert_eq!(api.post(&signed, "/capture/session", json!({"nope": 1})).await.1["detail"]["code"], "schema_violation");
@@ -132,12 +153,16 @@ async fn capture_validates_then_is_always_disabled() {
 async fn working_notes_about_risky_topics_get_nudges() {
     let api = TestApi::start().await;
     let w = Token::new("t", "p").sign();
-    api.post(&w, "/episodic/add", json!({"content": "deploy to production failed: token expired", "goal": "deploy"})).await;
+    api.post(&w, "/episodic/add", json!({"content": "deploy to production failed: token expired", "goal": "deploy"}))
+        .await;
     let (s, b) = api.post(&w, "/working/add", json!({"content": "About to deploy the new build"})).await;
     assert_eq!(s, 201);
     let nudges = b["nudges"].as_array().unwrap();
     assert_eq!(nudges.len(), 1, "{b}");
-    assert_eq!((nudges[0]["type"].as_str(), nudges[0]["strength"].as_str(), nudges[0]["layer"].as_str()), (Some("proactive_nudge"), Some("HIGH"), Some("episodic")));
+    assert_eq!(
+        (nudges[0]["type"].as_str(), nudges[0]["strength"].as_str(), nudges[0]["layer"].as_str()),
+        (Some("proactive_nudge"), Some("HIGH"), Some("episodic"))
+    );
     assert!(nudges[0]["message"].as_str().unwrap().starts_with("Collision with episodic: deploy to production failed"));
     api.stop().await;
 }

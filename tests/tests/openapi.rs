@@ -33,8 +33,15 @@ async fn every_documented_operation_is_served_and_documented_well() {
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "unique operationId");
-            let declared: HashSet<&str> = op["parameters"].as_array().unwrap().iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect();
-            let in_path: HashSet<&str> = path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+            let declared: HashSet<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            let in_path: HashSet<&str> =
+                path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
             assert_eq!(declared, in_path, "{method} {path} declares its path parameters");
             // The route exists with this method: never 404/405 from the router.
             let concrete = path.replace("{layer}", "semantic").replace(['{', '}'], "");

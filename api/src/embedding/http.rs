@@ -83,14 +83,7 @@ impl HttpEmbedder {
             .timeout(cfg.timeout)
             .build()
             .map_err(|e| EmbeddingError::Provider(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            url,
-            model: cfg.model,
-            api_key: cfg.api_key,
-            authorization,
-            max_retries: cfg.max_retries,
-        })
+        Ok(Self { client, url, model: cfg.model, api_key: cfg.api_key, authorization, max_retries: cfg.max_retries })
     }
 
     pub fn model_name(&self) -> &str {
@@ -122,10 +115,8 @@ impl HttpEmbedder {
     }
 
     async fn attempt(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
-        let mut request = self.client.post(self.url.clone()).json(&EmbeddingsRequest {
-            model: &self.model,
-            input: texts,
-        });
+        let mut request =
+            self.client.post(self.url.clone()).json(&EmbeddingsRequest { model: &self.model, input: texts });
         if let Some(value) = &self.authorization {
             request = request.header(AUTHORIZATION, value.clone());
         }
@@ -139,17 +130,13 @@ impl HttpEmbedder {
                 message: format!("provider answered {status}: {}", truncate(&excerpt)),
             });
         }
-        parse_embeddings(&body, texts.len()).map_err(|message| Failure {
-            retryable: false,
-            message,
-        })
+        parse_embeddings(&body, texts.len()).map_err(|message| Failure { retryable: false, message })
     }
 }
 
 fn parse_url(url: &str) -> Result<Url, EmbeddingError> {
-    let invalid = |reason: String| {
-        EmbeddingError::Provider(format!("invalid embedding provider url {url:?}: {reason}"))
-    };
+    let invalid =
+        |reason: String| EmbeddingError::Provider(format!("invalid embedding provider url {url:?}: {reason}"));
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
     // "host:8080/v1/embeddings" parses with "host" as its scheme; catch it here rather
     // than as a confusing error on every request.
@@ -160,9 +147,8 @@ fn parse_url(url: &str) -> Result<Url, EmbeddingError> {
 }
 
 fn bearer(key: &str) -> Result<HeaderValue, EmbeddingError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-        EmbeddingError::Provider("the embedding API key is not a valid HTTP header value".into())
-    })?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+        .map_err(|_| EmbeddingError::Provider("the embedding API key is not a valid HTTP header value".into()))?;
     // Keeps the header out of reqwest's and hyper's debug output.
     value.set_sensitive(true);
     Ok(value)
@@ -178,10 +164,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 fn transport_failure(e: reqwest::Error) -> Failure {
     let retryable = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
     // The key travels in a header, never in the url; dropping the url is for brevity.
-    Failure {
-        retryable,
-        message: error_chain(&e.without_url()),
-    }
+    Failure { retryable, message: error_chain(&e.without_url()) }
 }
 
 /// reqwest's own message is generic ("error sending request"); the cause says what happened.
@@ -198,9 +181,7 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 /// 100 ms, 200 ms, 400 ms, … up to `BACKOFF_MAX`.
 fn backoff(attempt: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt))
-        .min(BACKOFF_MAX)
+    BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt)).min(BACKOFF_MAX)
 }
 
 /// Some providers echo the key they rejected; it must not reach our logs or callers.
@@ -220,8 +201,8 @@ fn truncate(text: &str) -> String {
 
 /// Vectors in input order, checking that the response has exactly one per input.
 fn parse_embeddings(body: &[u8], inputs: usize) -> Result<Vec<Vec<f32>>, String> {
-    let response: EmbeddingsResponse = serde_json::from_slice(body)
-        .map_err(|e| format!("provider sent a malformed embeddings response: {e}"))?;
+    let response: EmbeddingsResponse =
+        serde_json::from_slice(body).map_err(|e| format!("provider sent a malformed embeddings response: {e}"))?;
     let mut slots: Vec<Option<Vec<f32>>> = vec![None; inputs];
     for item in response.data {
         let slot = slots
@@ -255,55 +236,28 @@ mod tests {
     fn rejects_responses_that_do_not_cover_every_input() {
         let missing = br#"{"data":[{"embedding":[1.0],"index":0}]}"#;
         let repeated = br#"{"data":[{"embedding":[1.0],"index":0},{"embedding":[1.0],"index":0}]}"#;
-        let out_of_range =
-            br#"{"data":[{"embedding":[1.0],"index":0},{"embedding":[1.0],"index":2}]}"#;
-        assert!(
-            parse_embeddings(missing, 2)
-                .unwrap_err()
-                .contains("no embedding for input 1")
-        );
+        let out_of_range = br#"{"data":[{"embedding":[1.0],"index":0},{"embedding":[1.0],"index":2}]}"#;
+        assert!(parse_embeddings(missing, 2).unwrap_err().contains("no embedding for input 1"));
         assert!(parse_embeddings(repeated, 2).unwrap_err().contains("twice"));
-        assert!(
-            parse_embeddings(out_of_range, 2)
-                .unwrap_err()
-                .contains("index 2")
-        );
-        assert!(
-            parse_embeddings(b"<html>oops</html>", 1)
-                .unwrap_err()
-                .contains("malformed")
-        );
+        assert!(parse_embeddings(out_of_range, 2).unwrap_err().contains("index 2"));
+        assert!(parse_embeddings(b"<html>oops</html>", 1).unwrap_err().contains("malformed"));
     }
 
     #[test]
     fn retries_only_rate_limits_and_server_errors() {
         for code in [429, 500, 502, 503, 504] {
-            assert!(
-                is_retryable_status(StatusCode::from_u16(code).unwrap()),
-                "{code}"
-            );
+            assert!(is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
         for code in [200, 400, 401, 403, 404, 413, 422] {
-            assert!(
-                !is_retryable_status(StatusCode::from_u16(code).unwrap()),
-                "{code}"
-            );
+            assert!(!is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
     }
 
     #[tokio::test]
     async fn connection_refused_is_retryable() {
         // A port that was just free: nothing listens there now.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let err = Client::new()
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err = Client::new().get(format!("http://127.0.0.1:{port}/")).send().await.unwrap_err();
         assert!(transport_failure(err).retryable);
     }
 
@@ -341,15 +295,8 @@ mod tests {
     fn accepts_only_http_urls() {
         assert!(parse_url("http://127.0.0.1:8080/v1/embeddings").is_ok());
         assert!(parse_url("https://api.example.com/v1/embeddings").is_ok());
-        for bad in [
-            "not a url",
-            "localhost:8080/v1/embeddings",
-            "ftp://host/v1/embeddings",
-        ] {
-            assert!(
-                matches!(parse_url(bad), Err(EmbeddingError::Provider(_))),
-                "{bad}"
-            );
+        for bad in ["not a url", "localhost:8080/v1/embeddings", "ftp://host/v1/embeddings"] {
+            assert!(matches!(parse_url(bad), Err(EmbeddingError::Provider(_))), "{bad}");
         }
     }
 }

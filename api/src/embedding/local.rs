@@ -68,8 +68,7 @@ impl LocalEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbeddingError::Inference(format!("tokenization failed: {e}")))?;
-        self.forward(&encodings)
-            .map_err(|e| EmbeddingError::Inference(e.to_string()))
+        self.forward(&encodings).map_err(|e| EmbeddingError::Inference(e.to_string()))
     }
 
     fn forward(&self, encodings: &[Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
@@ -82,10 +81,7 @@ impl LocalEmbedder {
 }
 
 fn load_err(path: &Path, reason: impl Display) -> EmbeddingError {
-    EmbeddingError::Load {
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
+    EmbeddingError::Load { path: path.display().to_string(), reason: reason.to_string() }
 }
 
 fn load_config(path: &Path) -> Result<Config, EmbeddingError> {
@@ -104,10 +100,7 @@ fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbeddingError> {
     };
     tokenizer.with_padding(Some(padding));
     tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: MAX_SEQ_LEN,
-            ..Default::default()
-        }))
+        .with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
         .map_err(|e| load_err(path, e))?;
     Ok(tokenizer)
 }
@@ -132,15 +125,9 @@ fn strip_bert_prefix(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor
 }
 
 /// One `[texts, longest]` u32 tensor from a per-token field of a padded batch.
-fn batch_tensor(
-    encodings: &[Encoding],
-    field: fn(&Encoding) -> &[u32],
-) -> candle_core::Result<Tensor> {
+fn batch_tensor(encodings: &[Encoding], field: fn(&Encoding) -> &[u32]) -> candle_core::Result<Tensor> {
     let longest = encodings.first().map_or(0, Encoding::len);
-    let flat: Vec<u32> = encodings
-        .iter()
-        .flat_map(|e| field(e).iter().copied())
-        .collect();
+    let flat: Vec<u32> = encodings.iter().flat_map(|e| field(e).iter().copied()).collect();
     Tensor::from_vec(flat, (encodings.len(), longest), &Device::Cpu)
 }
 

@@ -1,18 +1,18 @@
 //! Admin operations: audit-chain verification and head export, and token revocation.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::audit::{self, ChainReport};
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::{JsonBody, OptionalJsonBody};
+use crate::permissions::Perm;
 use crate::state::AppState;
 
 /// A previously exported head: the chain must still contain it, else its tail was cut.
@@ -39,40 +39,61 @@ fn parse_anchor(state: &AppState, tenant: &str, body: Option<Value>) -> AppResul
     let Some(anchor) = body.as_ref().and_then(|b| b.get("anchor")).filter(|a| !a.is_null()) else { return Ok(None) };
     match anchor {
         Value::String(token) => {
-            let key = state.config.audit_signing_key.as_deref().ok_or_else(|| invalid("no PINAK_AUDIT_SIGNING_KEY to verify it"))?;
+            let key = state
+                .config
+                .audit_signing_key
+                .as_deref()
+                .ok_or_else(|| invalid("no PINAK_AUDIT_SIGNING_KEY to verify it"))?;
             let mut v = Validation::new(Algorithm::HS256);
             v.set_required_spec_claims(&["iss"]);
             v.set_issuer(&[HEAD_ISSUER]);
             v.validate_exp = false;
-            let claims = jsonwebtoken::decode::<HeadClaims>(token, &DecodingKey::from_secret(key.as_bytes()), &v).map_err(|_| invalid("bad signature"))?.claims;
+            let claims = jsonwebtoken::decode::<HeadClaims>(token, &DecodingKey::from_secret(key.as_bytes()), &v)
+                .map_err(|_| invalid("bad signature"))?
+                .claims;
             if claims.tenant != tenant {
                 return Err(invalid("another tenant's head"));
             }
             Ok(Some(Anchor { seq: claims.seq, head_hash: claims.head_hash }))
         }
-        other => serde_json::from_value(other.clone()).map(Some).map_err(|_| invalid("expected {seq, head_hash} or a signed head")),
+        other => serde_json::from_value(other.clone())
+            .map(Some)
+            .map_err(|_| invalid("expected {seq, head_hash} or a signed head")),
     }
 }
 
 /// Verifies the tenant's chain and, given an exported head (`{"anchor": …}`), that the chain
 /// still reaches it: a deleted tail is otherwise undetectable.
-pub async fn verify(State(state): State<AppState>, p: Principal, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<Json<Value>> {
+pub async fn verify(
+    State(state): State<AppState>,
+    p: Principal,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> AppResult<Json<Value>> {
     p.require(Perm::Audit)?;
     let anchor = parse_anchor(&state, &p.scope.tenant, body)?;
     let (checked, head_hash) = match audit::verify(&state.pool, &p.scope.tenant).await? {
         ChainReport::Valid { checked, head_hash } => (checked, head_hash),
         ChainReport::Broken { checked, first_bad_id } => {
-            return Err(AppError::status(StatusCode::CONFLICT, json!({ "audit": { "valid": false, "checked": checked, "first_bad_id": first_bad_id } })));
+            return Err(AppError::status(
+                StatusCode::CONFLICT,
+                json!({ "audit": { "valid": false, "checked": checked, "first_bad_id": first_bad_id } }),
+            ));
         }
     };
     if let Some(a) = anchor {
         match audit::link_at(&state.pool, &p.scope.tenant, a.seq).await? {
             Some((_, hash)) if hash == a.head_hash => {}
             Some((id, _)) => {
-                return Err(AppError::status(StatusCode::CONFLICT, json!({ "audit": { "valid": false, "checked": checked, "first_bad_id": id, "anchor_seq": a.seq } })));
+                return Err(AppError::status(
+                    StatusCode::CONFLICT,
+                    json!({ "audit": { "valid": false, "checked": checked, "first_bad_id": id, "anchor_seq": a.seq } }),
+                ));
             }
             None => {
-                return Err(AppError::status(StatusCode::CONFLICT, json!({ "audit": { "valid": false, "checked": checked, "truncated": true, "anchor_seq": a.seq } })));
+                return Err(AppError::status(
+                    StatusCode::CONFLICT,
+                    json!({ "audit": { "valid": false, "checked": checked, "truncated": true, "anchor_seq": a.seq } }),
+                ));
             }
         }
     }
@@ -88,12 +109,27 @@ pub async fn verify(State(state): State<AppState>, p: Principal, OptionalJsonBod
 pub async fn audit_head(State(state): State<AppState>, p: Principal) -> AppResult<Json<Value>> {
     p.require(Perm::Audit)?;
     let Some((seq, head_hash, ts)) = audit::head(&state.pool, &p.scope.tenant).await? else {
-        return Ok(Json(json!({ "tenant": p.scope.tenant, "seq": 0, "head_hash": null, "ts": null, "signature": null })));
+        return Ok(Json(
+            json!({ "tenant": p.scope.tenant, "seq": 0, "head_hash": null, "ts": null, "signature": null }),
+        ));
     };
     let signature = match state.config.audit_signing_key.as_deref() {
         Some(key) => {
-            let claims = HeadClaims { iss: HEAD_ISSUER.into(), tenant: p.scope.tenant.clone(), seq, head_hash: head_hash.clone(), iat: Utc::now().timestamp() };
-            Some(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key.as_bytes())).map_err(|e| AppError::Internal(e.to_string()))?)
+            let claims = HeadClaims {
+                iss: HEAD_ISSUER.into(),
+                tenant: p.scope.tenant.clone(),
+                seq,
+                head_hash: head_hash.clone(),
+                iat: Utc::now().timestamp(),
+            };
+            Some(
+                jsonwebtoken::encode(
+                    &Header::new(Algorithm::HS256),
+                    &claims,
+                    &EncodingKey::from_secret(key.as_bytes()),
+                )
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            )
         }
         None => None,
     };
@@ -109,14 +145,22 @@ pub struct Revoke {
 /// Revocations without an expiry are kept this long (longer than any token we mint).
 const DEFAULT_REVOCATION_DAYS: i64 = 365;
 
-pub async fn revoke(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Revoke>) -> AppResult<StatusCode> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<Revoke>,
+) -> AppResult<StatusCode> {
     if b.jti.is_empty() || b.jti.chars().count() > 256 {
         return Err(AppError::validation(&["body", "jti"], "jti must be 1-256 characters", "value_error"));
     }
     let expires_at = match b.expires_at {
-        Some(s) => DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| AppError::validation(&["body", "expires_at"], "expires_at must be an RFC 3339 timestamp with offset", "value_error"))?,
+        Some(s) => DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+            AppError::validation(
+                &["body", "expires_at"],
+                "expires_at must be an RFC 3339 timestamp with offset",
+                "value_error",
+            )
+        })?,
         None => Utc::now() + Duration::days(DEFAULT_REVOCATION_DAYS),
     };
     p.require(Perm::Revoke)?;

@@ -4,23 +4,49 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::OptionalJsonBody;
+use crate::permissions::Perm;
 use crate::state::AppState;
 
 const SUPPORTED_VERSIONS: [&str; 1] = ["0.3"];
 const MAX_ENVELOPE_BYTES: usize = 262_144;
 const ENVELOPE_FIELDS: [&str; 17] = [
-    "tenant_id", "agent_id", "client_id", "client_version", "session_id", "event_id", "task_id", "sequence", "client_ts", "actor",
-    "event_type", "payload", "payload_hash", "boundary_source", "source", "provenance", "envelope_version",
+    "tenant_id",
+    "agent_id",
+    "client_id",
+    "client_version",
+    "session_id",
+    "event_id",
+    "task_id",
+    "sequence",
+    "client_ts",
+    "actor",
+    "event_type",
+    "payload",
+    "payload_hash",
+    "boundary_source",
+    "source",
+    "provenance",
+    "envelope_version",
 ];
 const SERVICE_FIELDS: [&str; 3] = ["received_ts", "privacy_class", "retention_class"];
-const FORBIDDEN_PAYLOAD_KEYS: [&str; 5] = ["hidden_reasoning", "reasoning_trace", "chain_of_thought", "cot", "scratchpad"];
-const FORBIDDEN_PROVENANCE_KEYS: [&str; 9] = ["privacy_class", "retention_class", "received_ts", "trust", "trust_level", "authority", "verified", "service_verified", "legal_hold"];
+const FORBIDDEN_PAYLOAD_KEYS: [&str; 5] =
+    ["hidden_reasoning", "reasoning_trace", "chain_of_thought", "cot", "scratchpad"];
+const FORBIDDEN_PROVENANCE_KEYS: [&str; 9] = [
+    "privacy_class",
+    "retention_class",
+    "received_ts",
+    "trust",
+    "trust_level",
+    "authority",
+    "verified",
+    "service_verified",
+    "legal_hold",
+];
 const MAX_DEPTH: usize = 32;
 
 fn err(status: StatusCode, code: &str, extra: Value) -> AppError {
@@ -36,7 +62,11 @@ fn schema_violation(field: &str) -> AppError {
 }
 
 fn disabled() -> AppError {
-    err(StatusCode::SERVICE_UNAVAILABLE, "capture_disabled", json!({ "message": "Capture is disabled on this service" }))
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "capture_disabled",
+        json!({ "message": "Capture is disabled on this service" }),
+    )
 }
 
 /// Capture needs write scope and *signed* agent and client ids (headers cannot supply them).
@@ -59,7 +89,11 @@ fn short_string(v: Option<&Value>) -> bool {
     v.and_then(Value::as_str).is_some_and(|s| !s.is_empty() && s.chars().count() <= 256)
 }
 
-pub async fn session(State(_state): State<AppState>, p: Principal, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<()> {
+pub async fn session(
+    State(_state): State<AppState>,
+    p: Principal,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> AppResult<()> {
     capture_identity(&p)?;
     match body {
         None => {}
@@ -106,7 +140,9 @@ fn has_key_deep(v: &Value, keys: &[&str], depth: usize) -> Result<bool, ()> {
 
 fn is_ulid(v: Option<&Value>) -> bool {
     const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    v.and_then(Value::as_str).is_some_and(|s| s.len() == 26 && s.chars().all(|c| CROCKFORD.contains(c.to_ascii_uppercase())) && s.as_bytes()[0] <= b'7')
+    v.and_then(Value::as_str).is_some_and(|s| {
+        s.len() == 26 && s.chars().all(|c| CROCKFORD.contains(c.to_ascii_uppercase())) && s.as_bytes()[0] <= b'7'
+    })
 }
 
 fn one_of(v: Option<&Value>, allowed: &[&str]) -> Result<(), bool> {
@@ -141,19 +177,24 @@ fn validate_envelope(m: &Map<String, Value>) -> AppResult<()> {
     if !m.get("sequence").is_some_and(Value::is_u64) {
         return Err(schema_violation("sequence"));
     }
-    if !m.get("client_ts").and_then(Value::as_str).is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()) {
+    if m.get("client_ts").and_then(Value::as_str).is_none_or(|s| chrono::DateTime::parse_from_rfc3339(s).is_err()) {
         return Err(schema_violation("client_ts"));
     }
     let enums: [(&str, &[&str]); 4] = [
         ("actor", &["user", "agent", "tool", "system", "policy"]),
         ("event_type", &["message", "tool_call", "tool_result", "response", "decision", "boundary"]),
-        ("boundary_source", &["session_start", "session_end", "task_switch", "client_hook", "service_timeout", "explicit_marker"]),
+        (
+            "boundary_source",
+            &["session_start", "session_end", "task_switch", "client_hook", "service_timeout", "explicit_marker"],
+        ),
         ("source", &["hook", "cli", "api", "import", "system"]),
     ];
     for (field, allowed) in enums {
         match one_of(m.get(field), allowed) {
             Ok(()) => {}
-            Err(true) => return Err(err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_enum_value", json!({ "field": field }))),
+            Err(true) => {
+                return Err(err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_enum_value", json!({ "field": field })));
+            }
             Err(false) => return Err(schema_violation(field)),
         }
     }
@@ -161,30 +202,53 @@ fn validate_envelope(m: &Map<String, Value>) -> AppResult<()> {
     if has_key_deep(payload, &FORBIDDEN_PAYLOAD_KEYS, 0).unwrap_or(true) {
         return Err(schema_violation("payload"));
     }
-    if !m.get("payload_hash").and_then(Value::as_str).is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
+    if !m
+        .get("payload_hash")
+        .and_then(Value::as_str)
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
         return Err(schema_violation("payload_hash"));
     }
-    let provenance = m.get("provenance").and_then(Value::as_object).filter(|o| !o.is_empty()).ok_or_else(|| schema_violation("provenance"))?;
+    let provenance = m
+        .get("provenance")
+        .and_then(Value::as_object)
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| schema_violation("provenance"))?;
     if provenance.keys().any(|k| FORBIDDEN_PROVENANCE_KEYS.contains(&k.as_str())) {
         return Err(schema_violation("provenance"));
     }
     Ok(())
 }
 
-pub async fn capture(State(_state): State<AppState>, p: Principal, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<()> {
+pub async fn capture(
+    State(_state): State<AppState>,
+    p: Principal,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> AppResult<()> {
     let (agent_id, client_id) = capture_identity(&p)?;
     let Some(Value::Object(m)) = body else { return Err(schema_violation("body")) };
     // Order: identity binding, version, schema, size.
-    let bound = [("tenant_id", p.scope.tenant.as_str()), ("agent_id", agent_id.as_str()), ("client_id", client_id.as_str())];
-    if let Some((field, _)) = bound.iter().find(|(f, want)| m.get(*f).and_then(Value::as_str).is_some_and(|got| got != *want)) {
+    let bound =
+        [("tenant_id", p.scope.tenant.as_str()), ("agent_id", agent_id.as_str()), ("client_id", client_id.as_str())];
+    if let Some((field, _)) =
+        bound.iter().find(|(f, want)| m.get(*f).and_then(Value::as_str).is_some_and(|got| got != *want))
+    {
         return Err(err(StatusCode::FORBIDDEN, "auth_binding_mismatch", json!({ "field": field })));
     }
     if !m.get("envelope_version").and_then(Value::as_str).is_some_and(|v| SUPPORTED_VERSIONS.contains(&v)) {
-        return Err(err(StatusCode::BAD_REQUEST, "unsupported_envelope_version", json!({ "supported_versions": SUPPORTED_VERSIONS })));
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "unsupported_envelope_version",
+            json!({ "supported_versions": SUPPORTED_VERSIONS }),
+        ));
     }
     validate_envelope(&m)?;
     if crate::audit::canonical_json(&Value::Object(m)).len() > MAX_ENVELOPE_BYTES {
-        return Err(err(StatusCode::UNPROCESSABLE_ENTITY, "event_too_large", json!({ "max_bytes": MAX_ENVELOPE_BYTES })));
+        return Err(err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "event_too_large",
+            json!({ "max_bytes": MAX_ENVELOPE_BYTES }),
+        ));
     }
     Err(disabled())
 }

@@ -4,10 +4,10 @@
 
 use std::sync::OnceLock;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Html;
-use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::catalog::{self, Access, Body, Field, Op};
 use crate::state::AppState;
@@ -47,7 +47,9 @@ fn operation(op: &Op) -> Value {
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
-    params.extend(op.query.iter().map(|f| json!({ "name": f.0, "in": "query", "required": f.2, "schema": field_schema(f) })));
+    params.extend(
+        op.query.iter().map(|f| json!({ "name": f.0, "in": "query", "required": f.2, "schema": field_schema(f) })),
+    );
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let mut responses = Map::new();
     responses.insert(op.ok.to_string(), json!({ "description": "success" }));
@@ -56,7 +58,9 @@ fn operation(op: &Op) -> Value {
         codes.extend([401, 403, 503]);
     }
     for code in codes {
-        responses.entry(code.to_string()).or_insert_with(|| json!({ "description": "error", "content": { "application/json": { "schema": error } } }));
+        responses.entry(code.to_string()).or_insert_with(
+            || json!({ "description": "error", "content": { "application/json": { "schema": error } } }),
+        );
     }
     let mut out = json!({
         "operationId": format!("{}{}", op.method, op.path.replace(['/', '{', '}'], "_")),
@@ -70,8 +74,10 @@ fn operation(op: &Op) -> Value {
         Body::None => None,
         Body::AnyObject => Some(json!({ "type": "object" })),
         Body::Fields(fields) => Some(object_schema(fields)),
-        Body::Layer(layer, extra) if extra.is_empty() => Some(json!({ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) })),
-        Body::Layer(layer, extra) => Some(json!({ "allOf": [{ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) }, object_schema(extra)] })),
+        Body::Layer(layer, []) => Some(json!({ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) })),
+        Body::Layer(layer, extra) => Some(
+            json!({ "allOf": [{ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) }, object_schema(extra)] }),
+        ),
     };
     if let Some(schema) = body {
         out["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
@@ -117,7 +123,8 @@ pub async fn page() -> Html<String> {
     let rows: String = catalog::routes()
         .iter()
         .map(|(op, _)| {
-            let query: Vec<String> = op.query.iter().map(|f| format!("{}{}", f.0, if f.2 { "*" } else { "" })).collect();
+            let query: Vec<String> =
+                op.query.iter().map(|f| format!("{}{}", f.0, if f.2 { "*" } else { "" })).collect();
             format!(
                 "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 op.method.to_uppercase(),

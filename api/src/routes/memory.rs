@@ -1,23 +1,23 @@
 //! Memory layer routes (`/api/v1/memory/...`): thin handlers over `write`, `records` and
 //! `search`. Scope and role checks run after body/query validation, as in the contract.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::access::{self, Access};
 use crate::actor::Actor;
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::clients;
 use crate::error::{AppError, AppResult};
-use crate::extract::{check_range, JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, check_range};
 use crate::layers::Layer;
+use crate::permissions::Perm;
 use crate::records;
 use crate::routes::paging::{self, Cursor};
 use crate::search::{self, DEFAULT_VECTOR_WEIGHT};
@@ -56,10 +56,19 @@ impl AddSemantic {
     }
 }
 
-pub async fn add_semantic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSemantic>) -> AppResult<Response> {
+pub async fn add_semantic(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddSemantic>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Semantic))?;
     let out = write::add_document(&state, &p, Layer::Semantic, b.into_payload()).await?;
-    Ok(respond(out, |r| pick(r, &["id", "content", "tags", "tenant", "project_id", "created_at", "client_id", "client_name", "agent_id"])))
+    Ok(respond(out, |r| {
+        pick(
+            r,
+            &["id", "content", "tags", "tenant", "project_id", "created_at", "client_id", "client_name", "agent_id"],
+        )
+    }))
 }
 
 #[derive(Deserialize)]
@@ -86,7 +95,11 @@ impl AddEpisodic {
     }
 }
 
-pub async fn add_episodic(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEpisodic>) -> AppResult<Response> {
+pub async fn add_episodic(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddEpisodic>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Episodic))?;
     let out = write::add_document(&state, &p, Layer::Episodic, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "goal", "agent_id", "client_id", "client_name"])))
@@ -113,7 +126,11 @@ impl AddProcedural {
     }
 }
 
-pub async fn add_procedural(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddProcedural>) -> AppResult<Response> {
+pub async fn add_procedural(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddProcedural>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Procedural))?;
     let out = write::add_document(&state, &p, Layer::Procedural, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "skill_name"])))
@@ -132,7 +149,11 @@ impl AddRag {
     }
 }
 
-pub async fn add_rag(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddRag>) -> AppResult<Response> {
+pub async fn add_rag(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddRag>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Rag))?;
     let out = write::add_document(&state, &p, Layer::Rag, b.into_payload()).await?;
     Ok(respond(out, |r| pick(r, &["id", "query"])))
@@ -158,17 +179,35 @@ fn batch_item(layer: Layer, item: Value) -> Result<Value, serde_json::Error> {
 }
 
 /// `POST /api/v1/memory/batch`: up to 500 adds to one document layer, all or nothing.
-pub async fn add_batch(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddBatch>) -> AppResult<Response> {
+pub async fn add_batch(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddBatch>,
+) -> AppResult<Response> {
     let layer = match Layer::parse(&b.layer) {
         Some(l @ (Layer::Semantic | Layer::Episodic | Layer::Procedural | Layer::Rag)) => l,
-        _ => return Err(AppError::validation(&["body", "layer"], "layer must be one of semantic, episodic, procedural, rag", "value_error")),
+        _ => {
+            return Err(AppError::validation(
+                &["body", "layer"],
+                "layer must be one of semantic, episodic, procedural, rag",
+                "value_error",
+            ));
+        }
     };
     if b.items.is_empty() || b.items.len() > MAX_BATCH_ITEMS {
-        return Err(AppError::validation(&["body", "items"], format!("items must hold 1 to {MAX_BATCH_ITEMS} entries, got {}", b.items.len()), "value_error"));
+        return Err(AppError::validation(
+            &["body", "items"],
+            format!("items must hold 1 to {MAX_BATCH_ITEMS} entries, got {}", b.items.len()),
+            "value_error",
+        ));
     }
     let mut payloads = Vec::with_capacity(b.items.len());
     for (i, item) in b.items.into_iter().enumerate() {
-        let payload = batch_item(layer, item).map_err(|e| AppError::unprocessable(json!([{ "loc": ["body", "items", i], "msg": e.to_string(), "type": "value_error" }])))?;
+        let payload = batch_item(layer, item).map_err(|e| {
+            AppError::unprocessable(
+                json!([{ "loc": ["body", "items", i], "msg": e.to_string(), "type": "value_error" }]),
+            )
+        })?;
         payloads.push(payload);
     }
     p.require(Perm::Write(layer))?;
@@ -185,14 +224,24 @@ pub async fn add_batch(State(state): State<AppState>, p: Principal, JsonBody(b):
 /// `ttl_seconds` or `expires_at` (RFC 3339) on session and working writes.
 fn expiry(ttl_seconds: Option<i64>, expires_at: Option<String>) -> AppResult<Option<DateTime<Utc>>> {
     match (ttl_seconds, expires_at) {
-        (Some(_), Some(_)) => Err(AppError::validation(&["body", "ttl_seconds"], "Give ttl_seconds or expires_at, not both", "value_error")),
-        (Some(ttl), None) if !(1..=10 * 365 * 86_400).contains(&ttl) => {
-            Err(AppError::validation(&["body", "ttl_seconds"], "ttl_seconds must be between 1 and 315360000", "value_error"))
-        }
+        (Some(_), Some(_)) => Err(AppError::validation(
+            &["body", "ttl_seconds"],
+            "Give ttl_seconds or expires_at, not both",
+            "value_error",
+        )),
+        (Some(ttl), None) if !(1..=10 * 365 * 86_400).contains(&ttl) => Err(AppError::validation(
+            &["body", "ttl_seconds"],
+            "ttl_seconds must be between 1 and 315360000",
+            "value_error",
+        )),
         (Some(ttl), None) => Ok(Some(Utc::now() + Duration::seconds(ttl))),
-        (None, Some(at)) => DateTime::parse_from_rfc3339(&at)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| AppError::validation(&["body", "expires_at"], "expires_at must be an RFC 3339 timestamp with offset", "value_error")),
+        (None, Some(at)) => DateTime::parse_from_rfc3339(&at).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
+            AppError::validation(
+                &["body", "expires_at"],
+                "expires_at must be an RFC 3339 timestamp with offset",
+                "value_error",
+            )
+        }),
         (None, None) => Ok(None),
     }
 }
@@ -201,7 +250,11 @@ fn nonempty(loc: &str, s: &str, max_chars: usize) -> AppResult<()> {
     if s.is_empty() {
         Err(AppError::validation(&["body", loc], "String should have at least 1 character", "string_too_short"))
     } else if s.chars().count() > max_chars {
-        Err(AppError::validation(&["body", loc], format!("String should have at most {max_chars} characters"), "string_too_long"))
+        Err(AppError::validation(
+            &["body", loc],
+            format!("String should have at most {max_chars} characters"),
+            "string_too_long",
+        ))
     } else {
         Ok(())
     }
@@ -216,7 +269,11 @@ pub struct AddWorking {
     expires_at: Option<String>,
 }
 
-pub async fn add_working(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddWorking>) -> AppResult<Response> {
+pub async fn add_working(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddWorking>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Working))?;
     let violations = state.schemas.validate(Layer::Working, &json!({ "content": b.content }));
     if !violations.is_empty() {
@@ -271,7 +328,11 @@ fn default_role() -> String {
     "user".into()
 }
 
-pub async fn add_session(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddSession>) -> AppResult<Response> {
+pub async fn add_session(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddSession>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Session))?;
     nonempty("session_id", &b.session_id, 256)?;
     let expires_at = expiry(b.ttl_seconds, b.expires_at)?;
@@ -307,13 +368,18 @@ pub struct AddEvent {
     payload: Map<String, Value>,
 }
 
-pub async fn add_event(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<AddEvent>) -> AppResult<Response> {
+pub async fn add_event(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<AddEvent>,
+) -> AppResult<Response> {
     p.require(Perm::Write(Layer::Event))?;
     // The stored payload is {"event_type": …, **payload}; a payload event_type wins, as in the prototype.
     let mut merged = Map::new();
     merged.insert("event_type".into(), json!(b.event_type));
     merged.extend(b.payload);
-    let event_type = merged["event_type"].as_str().map(String::from).unwrap_or_else(|| merged["event_type"].to_string());
+    let event_type =
+        merged["event_type"].as_str().map(String::from).unwrap_or_else(|| merged["event_type"].to_string());
     nonempty("event_type", &event_type, 256)?;
     let actor = Actor::from(&p);
     write::admit_writer(&state, &p, &actor, Some(Layer::Event)).await?;
@@ -354,7 +420,11 @@ fn hit_content(hit: &search::Hit) -> Value {
     hit.row.get(key).cloned().unwrap_or(Value::Null)
 }
 
-pub async fn search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SearchQuery>) -> AppResult<Json<Vec<Value>>> {
+pub async fn search(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<SearchQuery>,
+) -> AppResult<Json<Vec<Value>>> {
     let k = check_range("k", q.k, 1, 100)?;
     p.require(Perm::Search)?;
     let hits = search::hybrid(&state, &p.scope, &q.query, k, DEFAULT_VECTOR_WEIGHT).await?;
@@ -375,7 +445,14 @@ pub async fn search(State(state): State<AppState>, p: Principal, QueryParams(q):
 }
 
 async fn log_read(state: &AppState, p: &Principal, detail: &str, query: &str, n: usize) -> AppResult<()> {
-    let a = Access { event_type: "read", query: Some(query), result_count: Some(n as i64), status: "ok", detail: Some(detail), ..Default::default() };
+    let a = Access {
+        event_type: "read",
+        query: Some(query),
+        result_count: Some(n as i64),
+        status: "ok",
+        detail: Some(detail),
+        ..Default::default()
+    };
     access::log_read(state, &p.scope, &Actor::from(p), a).await
 }
 
@@ -389,7 +466,11 @@ fn default_context_limit() -> i64 {
     20
 }
 
-pub async fn retrieve_context(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ContextQuery>) -> AppResult<Json<Value>> {
+pub async fn retrieve_context(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<ContextQuery>,
+) -> AppResult<Json<Value>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
     p.require(Perm::Search)?;
     {
@@ -418,7 +499,11 @@ fn default_rag_limit() -> i64 {
     10
 }
 
-pub async fn rag_search(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<RagSearchQuery>) -> AppResult<Json<Vec<Value>>> {
+pub async fn rag_search(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<RagSearchQuery>,
+) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
     p.require(Perm::Search)?;
     let mut conn = state.pool.acquire().await?;
@@ -445,7 +530,11 @@ fn default_list_limit() -> i64 {
     100
 }
 
-pub async fn list_events(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Read(Layer::Event))?;
@@ -472,7 +561,11 @@ pub struct SessionListQuery {
     cursor: Option<String>,
 }
 
-pub async fn list_session(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SessionListQuery>) -> AppResult<Response> {
+pub async fn list_session(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<SessionListQuery>,
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Read(Layer::Session))?;
@@ -493,7 +586,11 @@ pub async fn list_session(State(state): State<AppState>, p: Principal, QueryPara
     Ok(paging::page(rows, limit, "ts"))
 }
 
-pub async fn list_working(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
+pub async fn list_working(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Read(Layer::Working))?;
@@ -515,20 +612,28 @@ pub async fn list_working(State(state): State<AppState>, p: Principal, QueryPara
 }
 
 fn readable_layer(layer: &str) -> AppResult<Layer> {
-    Layer::parse(layer).filter(|l| Layer::DOCUMENT_LAYERS.contains(l) || *l == Layer::Working).ok_or_else(|| AppError::bad_request("Unsupported layer"))
+    Layer::parse(layer)
+        .filter(|l| Layer::DOCUMENT_LAYERS.contains(l) || *l == Layer::Working)
+        .ok_or_else(|| AppError::bad_request("Unsupported layer"))
 }
 
 fn memory_not_found() -> AppError {
     AppError::not_found("Memory not found")
 }
 
-pub async fn get_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<Json<Value>> {
+pub async fn get_memory(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((layer, id)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
     let layer = readable_layer(&layer)?;
     p.require(Perm::Read(layer))?;
     let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
     let mut conn = state.pool.acquire().await?;
     let mut row = records::get(&mut conn, layer, &p.scope, id, false).await?.ok_or_else(memory_not_found)?;
-    if layer == Layer::Working && row["expires_at"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).is_some_and(|t| t < Utc::now()) {
+    if layer == Layer::Working
+        && row["expires_at"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).is_some_and(|t| t < Utc::now())
+    {
         return Err(memory_not_found());
     }
     row["type"] = json!(layer.name());
@@ -538,7 +643,12 @@ pub async fn get_memory(State(state): State<AppState>, p: Principal, Path((layer
 /// Fields clients may send but the server owns: silently dropped from updates.
 const SYSTEM_FIELDS: [&str; 5] = ["id", "tenant", "project_id", "created_at", "embedding_id"];
 
-pub async fn update_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>, JsonBody(body): JsonBody<Map<String, Value>>) -> AppResult<Json<Value>> {
+pub async fn update_memory(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((layer, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> AppResult<Json<Value>> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
     p.require(Perm::Edit(layer))?;
     let updates: Map<String, Value> = body.into_iter().filter(|(k, _)| !SYSTEM_FIELDS.contains(&k.as_str())).collect();
@@ -565,14 +675,33 @@ pub async fn update_memory(State(state): State<AppState>, p: Principal, Path((la
         (Some(new), Some(old)) if new != old => write::embed_payload(&state, layer, &merged).await?,
         _ => None,
     };
-    records::update_document(&mut tx, layer, &p.scope, id, &updates, embedding.as_ref()).await?.ok_or_else(memory_not_found)?;
+    records::update_document(&mut tx, layer, &p.scope, id, &updates, embedding.as_ref())
+        .await?
+        .ok_or_else(memory_not_found)?;
     let actor = Actor::from(&p);
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "update", layer: Some(layer.name()), memory_id: Some(id.to_string()), status: "ok", detail: Some("update_memory"), ..Default::default() }).await?;
+    access::record(
+        &mut tx,
+        &p.scope,
+        &actor,
+        Access {
+            event_type: "update",
+            layer: Some(layer.name()),
+            memory_id: Some(id.to_string()),
+            status: "ok",
+            detail: Some("update_memory"),
+            ..Default::default()
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(json!({ "status": "updated", "id": id.to_string() })))
 }
 
-pub async fn delete_memory(State(state): State<AppState>, p: Principal, Path((layer, id)): Path<(String, String)>) -> AppResult<StatusCode> {
+pub async fn delete_memory(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((layer, id)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
     p.require(Perm::Edit(layer))?;
     let id = Uuid::parse_str(&id).map_err(|_| memory_not_found())?;
@@ -581,7 +710,20 @@ pub async fn delete_memory(State(state): State<AppState>, p: Principal, Path((la
         return Err(memory_not_found());
     }
     let actor = Actor::from(&p);
-    access::record(&mut tx, &p.scope, &actor, Access { event_type: "delete", layer: Some(layer.name()), memory_id: Some(id.to_string()), status: "ok", detail: Some("delete_memory"), ..Default::default() }).await?;
+    access::record(
+        &mut tx,
+        &p.scope,
+        &actor,
+        Access {
+            event_type: "delete",
+            layer: Some(layer.name()),
+            memory_id: Some(id.to_string()),
+            status: "ok",
+            detail: Some("delete_memory"),
+            ..Default::default()
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -591,11 +733,14 @@ pub async fn list_schemas(State(state): State<AppState>, p: Principal) -> AppRes
     Ok(Json(json!({ "schemas": state.schemas.all() })))
 }
 
-pub async fn get_schema(State(state): State<AppState>, p: Principal, Path(layer): Path<String>) -> AppResult<Json<Value>> {
+pub async fn get_schema(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(layer): Path<String>,
+) -> AppResult<Json<Value>> {
     if layer.is_empty() || !layer.chars().filter(|c| *c != '_' && *c != '-').all(|c| c.is_ascii_alphanumeric()) {
         return Err(AppError::bad_request("Invalid layer name"));
     }
     p.require(Perm::Schemas)?;
     state.schemas.get(&layer).cloned().map(Json).ok_or_else(|| AppError::not_found("Schema not found"))
 }
-

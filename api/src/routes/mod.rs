@@ -11,8 +11,8 @@ pub mod review;
 pub mod system;
 pub mod units;
 
-use axum::middleware;
 use axum::Router;
+use axum::middleware;
 
 use crate::http;
 use crate::state::AppState;

@@ -2,9 +2,9 @@
 //! next cursor travels in `X-Next-Cursor`. A cursor is (timestamp, id) of the page's last row,
 //! hex-encoded so clients treat it as opaque.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;

@@ -1,19 +1,19 @@
 //! Agent heartbeats, access log, client registry and client issues.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::clients::{self, NewIssue};
 use crate::error::{AppError, AppResult};
-use crate::extract::{check_range, JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, check_range};
+use crate::permissions::Perm;
 use crate::routes::paging::{self, Cursor};
 use crate::state::AppState;
 
@@ -29,7 +29,11 @@ fn active() -> String {
     "active".into()
 }
 
-pub async fn heartbeat(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Heartbeat>) -> AppResult<Json<Value>> {
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<Heartbeat>,
+) -> AppResult<Json<Value>> {
     p.require(Perm::Observe)?;
     let pid = b.pid.map(|v| match v {
         Value::String(s) => s,
@@ -68,7 +72,11 @@ fn default_limit() -> i64 {
     200
 }
 
-pub async fn list_agents(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+pub async fn list_agents(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<LimitQuery>,
+) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar("SELECT to_jsonb(a) - 'id' FROM logs_agents a WHERE tenant = $1 AND project_id = $2 ORDER BY last_seen DESC LIMIT $3")
@@ -80,7 +88,11 @@ pub async fn list_agents(State(state): State<AppState>, p: Principal, QueryParam
     Ok(Json(rows))
 }
 
-pub async fn list_access(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+pub async fn list_access(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<LimitQuery>,
+) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar(
@@ -111,7 +123,11 @@ const CLIENT_JSON: &str = "to_jsonb(c) - 'id'";
 
 /// Registration rules: only admins set or leave `trusted`/`blocked`; a non-admin
 /// re-registration keeps the existing status.
-pub async fn register_client(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<Register>) -> AppResult<Response> {
+pub async fn register_client(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<Register>,
+) -> AppResult<Response> {
     p.require(Perm::RegisterClient)?;
     if b.client_id.trim().is_empty() || b.client_id.chars().count() > 256 {
         return Err(AppError::validation(&["body", "client_id"], "client_id must be 1-256 characters", "value_error"));
@@ -145,13 +161,23 @@ pub async fn register_client(State(state): State<AppState>, p: Principal, JsonBo
     .fetch_one(&mut *tx)
     .await?;
     if existing.as_deref() != Some(status.as_str()) {
-        crate::audit::append(&mut tx, &p.scope.tenant, "client:status", &json!({ "client_id": b.client_id, "from": existing, "to": status, "by": p.agent_id() })).await?;
+        crate::audit::append(
+            &mut tx,
+            &p.scope.tenant,
+            "client:status",
+            &json!({ "client_id": b.client_id, "from": existing, "to": status, "by": p.agent_id() }),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-pub async fn list_clients(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<LimitQuery>) -> AppResult<Json<Vec<Value>>> {
+pub async fn list_clients(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<LimitQuery>,
+) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     p.require(Perm::Observe)?;
     let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -214,15 +240,21 @@ fn add_stats(total: &mut Value, s: &Value) {
     }
 }
 
-pub async fn client_summary(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<SummaryQuery>) -> AppResult<Json<Value>> {
+pub async fn client_summary(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<SummaryQuery>,
+) -> AppResult<Json<Value>> {
     p.require(Perm::Observe)?;
     let client_id = p.client_id.clone().unwrap_or_else(|| p.effective_client_id());
-    let reg: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND client_id=$3")))
-        .bind(&p.scope.tenant)
-        .bind(&p.scope.project)
-        .bind(&client_id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let reg: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND client_id=$3"
+    )))
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(&client_id)
+    .fetch_optional(&state.pool)
+    .await?;
     let reg = reg.unwrap_or(json!({}));
     let summary = client_stats(&state, &p, &client_id).await?;
     let mut combined = json!({ "counts": {}, "last_write": {}, "total": 0, "open_issues": 0, "pending_quarantine": 0 });
@@ -264,7 +296,11 @@ pub struct IssueBody {
     metadata: Option<Map<String, Value>>,
 }
 
-pub async fn create_issue(State(state): State<AppState>, p: Principal, JsonBody(b): JsonBody<IssueBody>) -> AppResult<Response> {
+pub async fn create_issue(
+    State(state): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<IssueBody>,
+) -> AppResult<Response> {
     p.require(Perm::FileIssue)?;
     let actor = Actor::from(&p);
     let mut tx = state.pool.begin().await?;
@@ -274,10 +310,16 @@ pub async fn create_issue(State(state): State<AppState>, p: Principal, JsonBody(
     issue.payload = b.payload.map(Value::Object);
     issue.metadata = b.metadata.map(Value::Object);
     let mut row = clients::file_issue(&mut tx, &p.scope, &actor, issue).await?;
-    let auto = state.config.auto_resolve_issues.iter().any(|c| c == &b.error_code) && clients::is_trusted(&state.config, &actor.client_id, status.as_deref());
+    let auto = state.config.auto_resolve_issues.iter().any(|c| c == &b.error_code)
+        && clients::is_trusted(&state.config, &actor.client_id, status.as_deref());
     if auto {
-        let id = row["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| AppError::Internal("issue id".into()))?;
-        row = clients::resolve_issue(&mut tx, &p.scope, id, "auto-policy", "auto-resolved by policy").await?.unwrap_or(row);
+        let id = row["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| AppError::Internal("issue id".into()))?;
+        row = clients::resolve_issue(&mut tx, &p.scope, id, "auto-policy", "auto-resolved by policy")
+            .await?
+            .unwrap_or(row);
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
@@ -295,7 +337,11 @@ fn open() -> String {
     "open".into()
 }
 
-pub async fn list_issues(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<IssueListQuery>) -> AppResult<Response> {
+pub async fn list_issues(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<IssueListQuery>,
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Observe)?;
@@ -315,13 +361,24 @@ pub async fn list_issues(State(state): State<AppState>, p: Principal, QueryParam
     Ok(paging::page(rows, limit, "created_at"))
 }
 
-pub async fn resolve_issue(State(state): State<AppState>, p: Principal, Path(id): Path<String>, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<Json<Value>> {
+pub async fn resolve_issue(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> AppResult<Json<Value>> {
     let resolution = match &body {
         None => "resolved".to_owned(),
         Some(Value::Object(m)) => match m.get("resolution") {
             None | Some(Value::Null) => "resolved".to_owned(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(AppError::validation(&["body", "resolution"], "Input should be a valid string", "string_type")),
+            Some(_) => {
+                return Err(AppError::validation(
+                    &["body", "resolution"],
+                    "Input should be a valid string",
+                    "string_type",
+                ));
+            }
         },
         Some(_) => return Err(AppError::validation(&["body"], "Input should be a valid dictionary", "dict_type")),
     };

@@ -1,23 +1,28 @@
 //! Quarantine routes: propose (writers), list and review (admins).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
-use crate::extract::{check_range, JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, check_range};
 use crate::layers::Layer;
+use crate::permissions::Perm;
 use crate::quarantine;
 use crate::routes::paging::{self, Cursor};
 use crate::state::AppState;
 
-pub async fn propose(State(state): State<AppState>, p: Principal, Path(layer): Path<String>, JsonBody(body): JsonBody<serde_json::Map<String, Value>>) -> AppResult<Response> {
+pub async fn propose(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(layer): Path<String>,
+    JsonBody(body): JsonBody<serde_json::Map<String, Value>>,
+) -> AppResult<Response> {
     let layer = Layer::parse_document(&layer).ok_or_else(|| AppError::bad_request("Unsupported quarantine layer"))?;
     p.require(Perm::Propose)?;
     let item = quarantine::propose_route(&state, &p, layer, Value::Object(body)).await?;
@@ -39,7 +44,11 @@ fn default_limit() -> i64 {
     100
 }
 
-pub async fn list(State(state): State<AppState>, p: Principal, QueryParams(q): QueryParams<ListQuery>) -> AppResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = Cursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Review)?;

@@ -1,16 +1,16 @@
 //! Unauthenticated liveness/readiness, Prometheus metrics, and the prototype's JSON metrics.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 
 use crate::auth;
-use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::http::not_ready;
 use crate::metrics;
+use crate::permissions::Perm;
 use crate::state::AppState;
 
 pub async fn root() -> Json<Value> {
@@ -36,7 +36,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 pub async fn prometheus(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::render(&state.pool)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics::render(&state.pool),
+    )
+        .into_response()
 }
 
 /// `GET /api/v1/metrics`: admin only; per-process request counters plus store counts.

@@ -3,30 +3,43 @@
 
 use std::collections::HashSet;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::permissions::Perm;
 use crate::error::{AppError, AppResult};
 use crate::extract::OptionalJsonBody;
 use crate::layers::Layer;
+use crate::permissions::Perm;
 use crate::state::AppState;
 
 const MAX_MEMBERS: usize = 100;
 
 /// Whether a member record exists in scope (and, for expiring layers, has not expired).
-async fn member_exists(conn: &mut sqlx::PgConnection, p: &Principal, layer: Layer, id: Uuid) -> Result<bool, sqlx::Error> {
+async fn member_exists(
+    conn: &mut sqlx::PgConnection,
+    p: &Principal,
+    layer: Layer,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let live = match layer {
         Layer::Working | Layer::Session => " AND (expires_at IS NULL OR expires_at > now())",
         _ => "",
     };
-    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE id = $1 AND tenant = $2 AND project_id = $3{live})", layer.table());
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).bind(&p.scope.tenant).bind(&p.scope.project).fetch_one(conn).await
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE id = $1 AND tenant = $2 AND project_id = $3{live})",
+        layer.table()
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&p.scope.tenant)
+        .bind(&p.scope.project)
+        .fetch_one(conn)
+        .await
 }
 
 struct Member {
@@ -37,16 +50,32 @@ struct Member {
 
 fn parse_members(body: &Value) -> AppResult<(String, Vec<Member>, Value)> {
     let bad = |m: &str| AppError::bad_request(m.to_owned());
-    let obj = body.as_object().filter(|o| o.len() == 2 && o.contains_key("label") && o.contains_key("members")).ok_or_else(|| bad("Expected label and members"))?;
-    let label = obj["label"].as_str().filter(|l| (1..=256).contains(&l.chars().count())).ok_or_else(|| bad("Label must be 1-256 characters"))?;
-    let list = obj["members"].as_array().filter(|m| (1..=MAX_MEMBERS).contains(&m.len())).ok_or_else(|| bad("Members must be a list of 1-100 objects"))?;
+    let obj = body
+        .as_object()
+        .filter(|o| o.len() == 2 && o.contains_key("label") && o.contains_key("members"))
+        .ok_or_else(|| bad("Expected label and members"))?;
+    let label = obj["label"]
+        .as_str()
+        .filter(|l| (1..=256).contains(&l.chars().count()))
+        .ok_or_else(|| bad("Label must be 1-256 characters"))?;
+    let list = obj["members"]
+        .as_array()
+        .filter(|m| (1..=MAX_MEMBERS).contains(&m.len()))
+        .ok_or_else(|| bad("Members must be a list of 1-100 objects"))?;
     let mut seen = HashSet::new();
     let mut members = Vec::new();
     for m in list {
-        let o = m.as_object().filter(|o| o.len() == 3 && ["layer", "id", "role"].iter().all(|k| o.contains_key(*k))).ok_or_else(|| bad("Invalid member layer or ID"))?;
+        let o = m
+            .as_object()
+            .filter(|o| o.len() == 3 && ["layer", "id", "role"].iter().all(|k| o.contains_key(*k)))
+            .ok_or_else(|| bad("Invalid member layer or ID"))?;
         let layer = o["layer"].as_str().and_then(Layer::parse).ok_or_else(|| bad("Invalid member layer or ID"))?;
-        let id = o["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| bad("Invalid member layer or ID"))?;
-        let role = o["role"].as_str().filter(|r| (1..=64).contains(&r.chars().count())).ok_or_else(|| bad("Member role must be 1-64 characters"))?;
+        let id =
+            o["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| bad("Invalid member layer or ID"))?;
+        let role = o["role"]
+            .as_str()
+            .filter(|r| (1..=64).contains(&r.chars().count()))
+            .ok_or_else(|| bad("Member role must be 1-64 characters"))?;
         if !seen.insert((layer, id)) {
             return Err(bad("Duplicate member"));
         }
@@ -55,7 +84,11 @@ fn parse_members(body: &Value) -> AppResult<(String, Vec<Member>, Value)> {
     Ok((label.to_owned(), members, obj["members"].clone()))
 }
 
-pub async fn create(State(state): State<AppState>, p: Principal, OptionalJsonBody(body): OptionalJsonBody) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    p: Principal,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> AppResult<Response> {
     p.require(Perm::CreateUnit)?;
     let (label, members, submitted) = parse_members(&body.unwrap_or(Value::Null))?;
     let unit_id = Uuid::new_v4();
@@ -88,12 +121,22 @@ pub async fn create(State(state): State<AppState>, p: Principal, OptionalJsonBod
             return Err(AppError::bad_request("Member already belongs to a unit"));
         }
     }
-    crate::audit::append(&mut tx, &p.scope.tenant, "unit:create", &json!({ "id": unit_id.to_string(), "label": label, "members": members.len() })).await?;
+    crate::audit::append(
+        &mut tx,
+        &p.scope.tenant,
+        "unit:create",
+        &json!({ "id": unit_id.to_string(), "label": label, "members": members.len() }),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": unit_id.to_string(), "label": label, "members": submitted, "tenant": p.scope.tenant, "project_id": p.scope.project }))).into_response())
 }
 
-pub async fn related(State(state): State<AppState>, p: Principal, Path((layer, record_id)): Path<(String, String)>) -> AppResult<Json<Value>> {
+pub async fn related(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((layer, record_id)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
     let layer = Layer::parse(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
     p.require(Perm::ReadUnits)?;
     let none = || AppError::not_found("No related unit");
@@ -125,8 +168,18 @@ pub async fn related(State(state): State<AppState>, p: Principal, Path((layer, r
         if !member_exists(&mut conn, &p, l, rid).await? {
             continue; // dangling or expired
         }
-        let sql = format!("SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3", crate::records::row_json(l), l.table());
-        if let Some(record) = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql)).bind(rid).bind(&p.scope.tenant).bind(&p.scope.project).fetch_optional(&mut *conn).await? {
+        let sql = format!(
+            "SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3",
+            crate::records::row_json(l),
+            l.table()
+        );
+        if let Some(record) = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
+            .bind(rid)
+            .bind(&p.scope.tenant)
+            .bind(&p.scope.project)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
             members.push(json!({ "layer": l.name(), "role": role, "record": crate::records::present(l, record) }));
         }
     }
