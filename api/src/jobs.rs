@@ -27,7 +27,8 @@
 use std::time::Duration;
 
 use graphile_worker::{
-    Cron, IntoTaskHandlerResult, JobKeyMode, JobSpec, TaskHandler, Worker, WorkerContext, WorkerOptions,
+    Cron, CronBuilder, Crontab, CrontabFill, CrontabTimerError, IntoTaskHandlerResult, JobKeyMode, JobSpec,
+    TaskHandler, Worker, WorkerContext, WorkerOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -105,13 +106,7 @@ fn options(env: &JobEnv, shutdown: watch::Receiver<bool>) -> WorkerOptions {
         .define_job::<PruneRevocations>()
         .define_job::<Reembed>()
         .define_job::<VerifyVectors>()
-        // Hourly, spread over the hour; reembed every 10 minutes. Each tick is enqueued once for
-        // all replicas (graphile tracks ticks in `known_crontabs`).
-        .with_cron(Cron::hourly_at::<PurgeExpired>(5).expect("valid minute"))
-        .with_cron(Cron::hourly_at::<PruneAccessLog>(15).expect("valid minute"))
-        .with_cron(Cron::hourly_at::<PruneRevocations>(25).expect("valid minute"))
-        .with_cron(Cron::hourly_at::<VerifyVectors>(35).expect("valid minute"))
-        .with_cron(Cron::every_n_minutes::<Reembed>(10).expect("valid step"))
+        .with_crons(crontab())
         .heartbeat_interval(HEARTBEAT_INTERVAL)
         .sweep_interval(SWEEP_INTERVAL)
         .sweep_threshold(SWEEP_THRESHOLD)
@@ -123,6 +118,29 @@ fn options(env: &JobEnv, shutdown: watch::Receiver<bool>) -> WorkerOptions {
         .shutdown_signal(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         })
+}
+
+/// The schedule: hourly, spread over the hour; reembed every 10 minutes. Each tick is enqueued
+/// once for all replicas (graphile tracks ticks in `known_crontabs`).
+pub fn crontab() -> Vec<Crontab> {
+    const HOUR: CrontabFill = CrontabFill::hours(1);
+    vec![
+        scheduled(Cron::hourly_at::<PurgeExpired>(5), HOUR),
+        scheduled(Cron::hourly_at::<PruneAccessLog>(15), HOUR),
+        scheduled(Cron::hourly_at::<PruneRevocations>(25), HOUR),
+        scheduled(Cron::hourly_at::<VerifyVectors>(35), HOUR),
+        scheduled(Cron::every_n_minutes::<Reembed>(10), CrontabFill::minutes(10)),
+    ]
+}
+
+/// One crontab entry, with its task's payload: without one, graphile enqueues JSON `null` (its
+/// `add_job` turns only SQL NULL into `{}`), which no handler accepts, so every tick failed.
+/// `fill` is the entry's period: a tick missed while no pod of the store ran (a rollout, a
+/// database outage) runs when a worker starts within one period after it, instead of waiting
+/// for the next tick; `known_crontabs` keeps a tick from running twice.
+fn scheduled<T: TaskHandler + Default>(timer: Result<CronBuilder<T>, CrontabTimerError>, fill: CrontabFill) -> Crontab {
+    let entry = timer.expect("valid schedule").fill(fill);
+    entry.payload(T::default()).expect("a job struct serializes").build()
 }
 
 /// A running worker (see [`start`]).

@@ -1,7 +1,7 @@
-//! Background jobs (api/src/jobs.rs) against the real Postgres: each job's effect, re-embedding,
-//! exactly-once execution across two replicas, and recovery of a job whose pod was killed.
-//! Jobs are enqueued from SQL (graphile's `add_job`), as an operator would, rather than waiting
-//! for their cron tick.
+//! Background jobs (api/src/jobs.rs) against the real Postgres: the crontab as graphile schedules
+//! it, each job's effect, re-embedding, exactly-once execution across two replicas, and recovery
+//! of a job whose pod was killed. Apart from the crontab test, jobs are enqueued from SQL
+//! (graphile's `add_job`), as an operator would, rather than waiting for their cron tick.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,69 @@ async fn wait_finished(api: &TestApi, ids: &[i64]) {
         .unwrap();
         done == ids.len() as i64
     });
+}
+
+/// Every crontab entry, enqueued by graphile's cron runner with the entry's own payload (not by
+/// hand), runs to success. The runner enqueues an entry at its tick or, when a worker starts, for
+/// the latest tick missed within the entry's `fill` window; both go through the same job spec
+/// and SQL (`CrontabJob::for_cron`, `schedule_cron_jobs`). The test takes the second way, so it
+/// needs no wait for a wall-clock tick: it records every entry as last run two hours ago (a store
+/// whose pods were all down at the last tick) and starts a worker, whose cron runner enqueues
+/// each entry's latest tick at once.
+#[tokio::test]
+async fn every_crontab_entry_is_scheduled_and_succeeds() {
+    let api = TestApi::builder().env("PINAK_JOBS", "false").start().await;
+    pinak_api::jobs::install(&api.state).await;
+    let w = worker_schema(&api.schema);
+    let mut c = api.db().await;
+    let crontab = pinak_api::jobs::crontab();
+    let entries: Vec<String> = crontab.iter().map(|e| e.identifier().to_owned()).collect();
+    let mut tasks: Vec<String> = crontab.iter().map(|e| e.task_identifier.clone()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO \"{w}\"._private_known_crontabs (identifier, known_since, last_execution)
+         SELECT e, now() - interval '2 hours', now() - interval '2 hours' FROM unnest($1::text[]) e"
+    )))
+    .bind(&entries)
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    let jobs = pinak_api::jobs::start(&api.state).unwrap();
+    wait_until!(format!("every crontab entry of {entries:?} scheduled and run"), 60, {
+        // A failing job stays queued with its error (and is retried later): fail with it now.
+        let failed: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT string_agg(t.identifier || ': ' || j.last_error, '; ')
+             FROM \"{w}\"._private_jobs j JOIN \"{w}\"._private_tasks t ON t.id = j.task_id
+             WHERE j.last_error IS NOT NULL"
+        )))
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(failed, None, "scheduled jobs failed");
+        // Each entry's tick is enqueued in the statement that moves its last_execution on.
+        let scheduled: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM \"{w}\"._private_known_crontabs
+             WHERE identifier = ANY($1) AND last_execution > now() - interval '90 minutes'"
+        )))
+        .bind(&entries)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        // Failed jobs stay queued, so an empty queue after scheduling means all succeeded.
+        let queued = scalar_i64(&mut c, &format!("SELECT count(*) FROM \"{w}\"._private_jobs")).await;
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT job) FROM job_runs WHERE job = ANY($1) AND finished_at IS NOT NULL",
+        )
+        .bind(&tasks)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        scheduled == entries.len() as i64 && queued == 0 && finished == tasks.len() as i64
+    });
+    jobs.shutdown().await;
+    api.stop().await;
 }
 
 #[tokio::test]
