@@ -16,6 +16,7 @@ pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod testing;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -34,7 +34,7 @@ async fn next(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watcher_resumes_and_relists_after_gone() {
     let sim = Sim::start().await;
-    let client = sim.kube_client().await;
+    let client = common::kube_client(&sim).await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let w = watcher(api.clone(), watcher::Config::default()).default_backoff().applied_objects();
@@ -72,7 +72,7 @@ async fn watcher_resumes_and_relists_after_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_controller_reconciles_through_server_side_apply() {
     let sim = Sim::start().await;
-    let client = sim.kube_client().await;
+    let client = common::kube_client(&sim).await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let reconcile = |obj: Arc<ConfigMap>, api: Arc<Api<ConfigMap>>| async move {
         let name = obj.metadata.name.clone().unwrap_or_default();

@@ -1,57 +1,71 @@
-//! Pinak operator: reconciles `MemoryStore` resources (see `crds/`).
+//! Pinak operator: reconciles `MemoryStore` resources (see `crds/`) into a provisioned
+//! Postgres schema, an operator-owned Secret, and a pinak-api Deployment, Service, PDB and
+//! (optionally) HPA.
 //!
-//! Not implemented yet (see the "Operator" issue). What is here is pure and unit-tested, so
-//! the controller can build on it.
+//! - [`names`]: every name derived from a store;
+//! - [`desired`]: pure builders of the child objects;
+//! - [`database`]: provisioning and reclaim in Postgres (the SQL plan is pure);
+//! - [`status`]: the status as a pure function of what a reconcile achieved;
+//! - [`reconcile`]: the controller that ties them together.
 
-use std::collections::BTreeMap;
+pub mod config;
+pub mod database;
+pub mod desired;
+pub mod error;
+pub mod metrics;
+pub mod names;
+pub mod reconcile;
+pub mod server;
+pub mod status;
+pub mod validate;
 
-use kube::ResourceExt;
-use pinak_crds::MemoryStore;
+pub use desired::labels::desired_labels;
 
-/// Field manager name of the operator (server-side apply).
+/// Field manager name of the operator (server-side apply), for children and status alike.
 pub const MANAGER: &str = "pinak-operator";
-
-/// Labels the operator puts on everything it creates for `store` (Deployment, pods, Service,
-/// PDB, HPA, Secret). They also form the API pods' selector in `status.selector`.
-pub fn desired_labels(store: &MemoryStore) -> BTreeMap<String, String> {
-    let name = store.name_any();
-    BTreeMap::from([
-        ("app.kubernetes.io/name".to_owned(), "pinak-api".to_owned()),
-        ("app.kubernetes.io/instance".to_owned(), name.clone()),
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGER.to_owned()),
-        ("pinak.dev/store".to_owned(), name),
-    ])
-}
+/// Finalizer that holds a store until its database objects are reclaimed (or retained).
+pub const FINALIZER: &str = "pinak.dev/cleanup";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use pinak_crds::MemoryStore;
+    use serde_json::{Value, json};
 
-    #[test]
-    fn labels_of_a_store() {
-        let store: MemoryStore = serde_json::from_value(serde_json::json!({
+    /// `team-a/notes` with admin credentials from Secret `pg`, `spec` merged over that.
+    pub fn store(spec: Value) -> MemoryStore {
+        let mut base = json!({"database": {"adminCredentials": {"secretRef": {"name": "pg"}}}});
+        merge(&mut base, spec);
+        serde_json::from_value(json!({
             "apiVersion": "pinak.dev/v1alpha1",
             "kind": "MemoryStore",
-            "metadata": {"name": "notes", "namespace": "team-a"},
-            "spec": {"database": {"adminCredentials": {"secretRef": {"name": "pg"}}}}
+            "metadata": {"name": "notes", "namespace": "team-a", "uid": "00000000-0000-4000-8000-000000000001", "generation": 1},
+            "spec": base
         }))
-        .unwrap();
-        let labels = desired_labels(&store);
-        let expected: BTreeMap<String, String> = [
-            ("app.kubernetes.io/name", "pinak-api"),
-            ("app.kubernetes.io/instance", "notes"),
-            ("app.kubernetes.io/managed-by", "pinak-operator"),
-            ("pinak.dev/store", "notes"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        assert_eq!(labels, expected);
-        // Every value is a valid label value (<= 63 chars, alphanumeric at both ends).
-        for v in labels.values() {
-            assert!(v.len() <= 63);
-            assert!(v.starts_with(|c: char| c.is_ascii_alphanumeric()));
-            assert!(v.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        .expect("test store")
+    }
+
+    fn merge(base: &mut Value, over: Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    merge(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (b, o) => *b = o,
         }
+    }
+
+    /// Compares `value` as pretty JSON with `tests/golden/<file>`; `PINAK_UPDATE_GOLDEN=1`
+    /// rewrites the file instead.
+    pub fn assert_golden(file: &str, value: &impl serde::Serialize) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
+        let actual = serde_json::to_string_pretty(value).expect("serialisable") + "\n";
+        if std::env::var_os("PINAK_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &actual).expect("write golden file");
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with PINAK_UPDATE_GOLDEN=1 to create it", path.display()));
+        assert_eq!(actual, expected, "{file} differs; run with PINAK_UPDATE_GOLDEN=1 to accept the change");
     }
 }

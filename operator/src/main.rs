@@ -1,11 +1,99 @@
-//! `pinak-operator`: not implemented yet. Exits with status 2 so nothing mistakes it for a
-//! working controller.
+//! `pinak-operator crd` prints the MemoryStore CRD; `pinak-operator run` runs the controller
+//! (KUBECONFIG or the in-cluster configuration) with its health and metrics server.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::api::{Api, ListParams};
+use pinak_crds::MemoryStore;
+use pinak_operator::config::OperatorConfig;
+use pinak_operator::metrics::Metrics;
+use pinak_operator::{reconcile, server};
+
+const USAGE: &str = "usage: pinak-operator <crd|run>
+  crd   print the MemoryStore CustomResourceDefinition (YAML)
+  run   run the controller (KUBECONFIG or in-cluster config); health and metrics on
+        PINAK_OPERATOR_LISTEN (default 0.0.0.0:8080)";
 
 fn main() -> ExitCode {
-    eprintln!(
-        "pinak-operator: not implemented yet (see issue \"Operator\"); the MemoryStore CRD is in crds/memorystore.yaml"
-    );
-    ExitCode::from(2)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["crd"] => {
+            print!("{}", pinak_crds::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        ["run"] => {
+            init_logging();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+            };
+            match runtime.block_on(run()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    tracing::error!(error = format!("{e:#}"), "pinak-operator failed");
+    eprintln!("pinak-operator: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// JSON lines on stdout; `RUST_LOG` filters (default `info`, kube's own chatter at warn).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,sqlx=warn"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = OperatorConfig::from_env()?;
+    let client =
+        kube::Client::try_default().await.context("no Kubernetes configuration (set KUBECONFIG, or run in a pod)")?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (PINAK_OPERATOR_LISTEN)", config.listen))?;
+    let health = server::Health { ready: ready.clone(), metrics: metrics.clone() };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, server::router(health)).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+    tracing::info!(listen = %config.listen, api_image = %config.api_image, "pinak-operator starting");
+    wait_for_crd(&client).await;
+    ready.store(true, Ordering::Relaxed);
+    reconcile::run(client, config, metrics).await;
+    tracing::info!("pinak-operator stopped");
+    Ok(())
+}
+
+/// Waits (not ready) until MemoryStores can be listed: the CRD may be installed after the
+/// operator starts, and a crash loop would only delay it.
+async fn wait_for_crd(client: &kube::Client) {
+    let api = Api::<MemoryStore>::all(client.clone());
+    loop {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list MemoryStores (is the CRD installed? `pinak-operator crd | kubectl apply -f -`); retrying in 5s")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }

@@ -300,15 +300,7 @@ impl Cluster {
             PatchType::Json => {
                 let p: json_patch::Patch = serde_json::from_value(patch_doc)
                     .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                let mut doc = current.clone();
-                json_patch::patch(&mut doc, &p).map_err(|e| {
-                    ApiError::new(
-                        422,
-                        "Invalid",
-                        format!("the server rejected our request due to an error in our request: {e}"),
-                    )
-                })?;
-                doc
+                json_patch_k8s(&current, p)?
             }
             PatchType::Merge => {
                 let mut doc = current.clone();
@@ -457,6 +449,29 @@ impl Cluster {
             admission::after_delete(&mut inner, &rt, &removed);
         }
     }
+}
+
+/// RFC 6902 as the API server applies it: a `test` of `null` passes on a missing path (the
+/// server's JSON patch library treats absent and null alike; kube-runtime's finalizer helper
+/// relies on it for objects without finalizers).
+fn json_patch_k8s(current: &Value, patch: json_patch::Patch) -> ApiResult<Value> {
+    let mut doc = current.clone();
+    for op in patch.0 {
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+            && doc.pointer(t.path.as_str()).is_none_or(Value::is_null)
+        {
+            continue;
+        }
+        json_patch::patch(&mut doc, &[op]).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
+    Ok(doc)
 }
 
 /// Validates and fills in an object to be created.

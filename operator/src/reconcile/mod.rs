@@ -1,0 +1,352 @@
+//! The controller: one reconciler for `MemoryStore`, in the kube-rs controller-rs shape.
+//!
+//! read references → validate → database → Secret → server-side apply of the children →
+//! status. Every step is idempotent and skipped when already done, so a reconcile of a store
+//! that has not changed reads but writes nothing. Errors stop the reconcile, are reported in
+//! the status, and are retried with back-off; no error path deletes anything.
+
+pub mod apply;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use pinak_crds::{MemoryStore, MemoryStoreSpec, ReclaimPolicy};
+
+use self::apply::{apply, delete_if_ours, ensure_controlled, get_and_apply, replicas_to_hand_over};
+use crate::config::OperatorConfig;
+use crate::database::{self, AdminUrl, Target, scram};
+use crate::desired::deployment::connection_limit;
+use crate::desired::labels::selector_string;
+use crate::desired::secret::{SecretValues, env_hash};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::names::StoreNames;
+use crate::status::{Observation, Progress, Transition, desired_status, transitions};
+use crate::{FINALIZER, MANAGER, desired, validate};
+
+/// Key of the admin URL in the admin Secret when `secretRef.key` is unset.
+const ADMIN_URL_KEY: &str = "url";
+
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Failed reconciles in a row per store, for the back-off.
+    failures: Mutex<HashMap<ObjectRef<MemoryStore>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter { controller: MANAGER.to_owned(), instance: std::env::var("POD_NAME").ok() };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, config, metrics, failures: Mutex::default() }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<MemoryStore>, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) {
+    // Only the operator's own objects are watched and cached, not every Secret in the cluster.
+    let owned = || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    let ctx = Arc::new(Context::new(client.clone(), config, metrics));
+    Controller::new(Api::<MemoryStore>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Deployment>::all(client.clone()), owned())
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<Secret>::all(client.clone()), owned())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
+        .owns(Api::<HorizontalPodAutoscaler>::all(client), owned())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((store, _)) => tracing::debug!(store = %store, "reconciled"),
+                // Reconcile errors were logged by error_policy; these are the watches'.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // A store deleted while a reconcile of it was queued.
+                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
+                    tracing::debug!(error = %e, "controller")
+                }
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+}
+
+pub async fn reconcile(store: Arc<MemoryStore>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = ObjectRef::from_obj(store.as_ref());
+    let result = reconcile_store(store, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        ctx.failures().remove(&key);
+    }
+    result
+}
+
+async fn reconcile_store(store: Arc<MemoryStore>, ctx: &Context) -> Result<Action> {
+    let namespace = store.namespace().ok_or_else(|| Error::InvalidSpec("MemoryStore has no namespace".into()))?;
+    let api: Api<MemoryStore> = Api::namespaced(ctx.client.clone(), &namespace);
+    if store.spec.paused {
+        // Not even the finalizer is touched: a paused store stays exactly as it is, deletion
+        // included (it waits in Terminating until unpaused).
+        return paused(&api, &store, ctx).await;
+    }
+    let handler_api = api.clone();
+    finalizer(&api, FINALIZER, store, move |event| async move {
+        match event {
+            FinalizerEvent::Apply(store) => converge(&handler_api, &store, ctx).await,
+            FinalizerEvent::Cleanup(store) => cleanup(&handler_api, &store, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Back-off of a failing store: 5 s, 10 s, 20 s, … capped at 5 minutes.
+pub fn backoff(failures_in_a_row: u32) -> Duration {
+    let doublings = failures_in_a_row.saturating_sub(1).min(16);
+    Duration::from_secs((5u64 << doublings).min(300))
+}
+
+pub fn error_policy(store: Arc<MemoryStore>, error: &Error, ctx: Arc<Context>) -> Action {
+    let reason = error.reason();
+    ctx.metrics.failed(reason);
+    let key = ObjectRef::from_obj(store.as_ref());
+    let failures = {
+        let mut all = ctx.failures();
+        let n = all.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(failures);
+    tracing::warn!(store = %key, reason, error = %error.root(), failures, retry_in_secs = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn converge(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> Result<Action> {
+    let mut progress = Progress::default();
+    let result = build(store, ctx, &mut progress).await;
+    if progress.deployment.is_none()
+        && let Some(names) = &progress.names
+    {
+        progress.deployment = read_deployment(ctx, names).await;
+    }
+    let reported = report(api, store, ctx, &progress, result.as_ref().err()).await;
+    result?;
+    reported?;
+    Ok(Action::requeue(ctx.config.resync))
+}
+
+/// The reconcile proper; `progress` records how far it got, for the status.
+async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> Result<()> {
+    let names = StoreNames::of(store)?;
+    progress.names = Some(names.clone());
+    validate::validate(&store.spec)?;
+    progress.validated = true;
+
+    let client = &ctx.client;
+    let admin = admin_url(client, &names.namespace, &store.spec).await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let live_secret = secrets.get_opt(&names.secret).await?;
+    if let Some(live) = &live_secret {
+        // Before its values are used: a foreign Secret's password must not reach Postgres.
+        ensure_controlled(live, &names)?;
+    }
+    let values = SecretValues::resolve(live_secret.as_ref(), scram::generate_password, scram::generate_jwt_secret)?;
+    let target = Target { names: &names, password: &values.password, connection_limit: connection_limit(&store.spec) };
+    progress.database = Some(database::provision(&admin, &target).await?);
+
+    let secret = desired::secret::secret(store, &names, &values, &admin.for_login(&names.login_role, &values.password));
+    progress.changed |= apply(&secrets, &secret, live_secret, &names).await?.changed;
+    progress.secret_ready = true;
+
+    let workload = desired::workload(store, &names, &ctx.config, &env_hash(&secret));
+    let deployments = namespaced::<Deployment>(ctx, &names);
+    let mut live = deployments.get_opt(&names.workload).await?;
+    if let Some(current) = &live
+        && let Some(replicas) = replicas_to_hand_over(current, &workload.deployment)
+    {
+        ensure_controlled(current, &names)?;
+        // Autoscaling was switched on. Had the apply below simply dropped `replicas`, the
+        // field would lose its only owner and be reset to the default (1) until the HPA acts.
+        // An update (not an apply) keeps it owned meanwhile; the HPA's writes take it over.
+        let params = PatchParams { field_manager: Some(MANAGER.to_owned()), ..Default::default() };
+        let pin = serde_json::json!({"spec": {"replicas": replicas}});
+        deployments.patch(&names.workload, &params, &Patch::Merge(&pin)).await?;
+        // Re-apply even if nothing else changed, so the apply stops owning `replicas`.
+        live = None;
+    }
+    let deployment = apply(&deployments, &workload.deployment, live, &names).await?;
+    progress.changed |= deployment.changed;
+    progress.deployment = Some(deployment.object);
+    progress.changed |= get_and_apply(&namespaced::<Service>(ctx, &names), &workload.service, &names).await?.changed;
+    progress.changed |=
+        get_and_apply(&namespaced::<PodDisruptionBudget>(ctx, &names), &workload.pdb, &names).await?.changed;
+    let hpas = namespaced::<HorizontalPodAutoscaler>(ctx, &names);
+    progress.changed |= match &workload.hpa {
+        Some(hpa) => get_and_apply(&hpas, hpa, &names).await?.changed,
+        None => delete_if_ours(&hpas, &names.workload, &names).await?,
+    };
+    progress.workload_ready = true;
+    Ok(())
+}
+
+/// A paused store: only its status is written (Paused=True, the pods as they are).
+async fn paused(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> Result<Action> {
+    let mut progress = Progress::default();
+    if let Ok(names) = StoreNames::of(store) {
+        progress.deployment = read_deployment(ctx, &names).await;
+        progress.names = Some(names);
+    }
+    report(api, store, ctx, &progress, None).await?;
+    Ok(Action::await_change())
+}
+
+/// Deletion: `Retain` keeps everything in Postgres; `Delete` drops the store's schemas and
+/// roles. The children go with the store by garbage collection (owner references).
+async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> Result<Action> {
+    if store.spec.database.reclaim_policy == ReclaimPolicy::Retain {
+        let note = "reclaimPolicy is Retain: the schema, its data and the roles are kept";
+        publish(ctx, store, &Transition { warning: false, reason: "Retained".into(), note: note.into() }).await;
+        return Ok(Action::await_change());
+    }
+    // Names that do not validate were never provisioned: nothing to drop.
+    let Ok(names) = StoreNames::of(store) else { return Ok(Action::await_change()) };
+    let result = async {
+        let admin = admin_url(&ctx.client, &names.namespace, &store.spec).await?;
+        database::reclaim(&admin, &names).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let note = format!("reclaimPolicy is Delete: dropped schema {} and its roles", names.schema);
+            publish(ctx, store, &Transition { warning: false, reason: "Reclaimed".into(), note }).await;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            // The store stays (Terminating) until its data can be dropped; setting
+            // reclaimPolicy to Retain lets it go and keeps the data.
+            let progress = Progress { names: Some(names), validated: true, ..Default::default() };
+            if let Err(status_error) = report(api, store, ctx, &progress, Some(&e)).await {
+                tracing::warn!(error = %status_error, "cannot report the failed cleanup");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Reads the admin URL from the Secret in `spec.database.adminCredentials.secretRef`.
+async fn admin_url(client: &Client, namespace: &str, spec: &MemoryStoreSpec) -> Result<AdminUrl> {
+    let Some(r) = &spec.database.admin_credentials.secret_ref else {
+        return Err(Error::Unsupported("adminCredentials.vaultPath (Vault support comes with issue 16)".into()));
+    };
+    let key = r.key_or(ADMIN_URL_KEY);
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(&r.name)
+        .await?
+        .ok_or_else(|| Error::SecretNotFound { namespace: namespace.to_owned(), name: r.name.clone() })?;
+    let raw = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| Error::SecretKeyMissing { name: r.name.clone(), key: key.to_owned() })?;
+    let invalid = |reason: String| Error::InvalidAdminUrl { secret: r.name.clone(), reason };
+    let raw = std::str::from_utf8(&raw.0).map_err(|_| invalid("not UTF-8".into()))?;
+    AdminUrl::parse(raw).map_err(invalid)
+}
+
+fn namespaced<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
+    ctx: &Context,
+    names: &StoreNames,
+) -> Api<K> {
+    Api::namespaced(ctx.client.clone(), &names.namespace)
+}
+
+/// The live Deployment, for status only: a failed read keeps the last known status.
+async fn read_deployment(ctx: &Context, names: &StoreNames) -> Option<Deployment> {
+    match namespaced::<Deployment>(ctx, names).get_opt(&names.workload).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, deployment = %names.workload, "cannot read the Deployment for status");
+            None
+        }
+    }
+}
+
+/// Writes the status if it differs from the stored one, and publishes an event per
+/// transition. Server-side apply with the operator's one field manager.
+async fn report(
+    api: &Api<MemoryStore>,
+    store: &MemoryStore,
+    ctx: &Context,
+    progress: &Progress,
+    error: Option<&Error>,
+) -> Result<()> {
+    let obs = Observation {
+        generation: store.metadata.generation,
+        paused: store.spec.paused,
+        progress,
+        error: error.map(Error::root),
+        selector: selector_string(store),
+    };
+    let previous = store.status.as_ref();
+    let status = desired_status(previous, &obs, &Time(Timestamp::now()));
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": MemoryStore::api_version(&()),
+        "kind": MemoryStore::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&store.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let before = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    for t in transitions(before, &status.conditions) {
+        publish(ctx, store, &t).await;
+    }
+    Ok(())
+}
+
+/// Events are best effort: a failure to record one never fails the reconcile.
+async fn publish(ctx: &Context, store: &MemoryStore, t: &Transition) {
+    let event = Event {
+        type_: if t.warning { EventType::Warning } else { EventType::Normal },
+        reason: t.reason.clone(),
+        note: Some(t.note.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &store.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = %t.reason, "cannot publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let secs: Vec<u64> = [1, 2, 3, 4, 6, 7, 100, u32::MAX].into_iter().map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 160, 300, 300, 300]);
+        assert_eq!(backoff(0).as_secs(), 5);
+    }
+}
