@@ -63,6 +63,8 @@ pub struct Running {
     pub server: Arc<ApiServer>,
     pub cluster: Arc<Cluster>,
     pub state_dir: PathBuf,
+    /// Stops the pods' processes gracefully (`shutdown`) and finds container logs (`log_path`).
+    pub kubelet: Arc<kubelet::Kubelet>,
 }
 
 /// Starts the API server, the controllers and the kubelet, then writes the kubeconfig.
@@ -89,10 +91,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     controllers::bootstrap(&cluster, &pki.ca_pem);
-    let server = Arc::new(ApiServer::new(cluster.clone(), auth.clone(), address, request_log));
+    let server = Arc::new(ApiServer::new(cluster.clone(), auth.clone(), address, request_log, state_dir.clone()));
     tokio::spawn(server.clone().serve(listener, pki.server_config.clone()));
     controllers::spawn_all(cluster.clone(), auth.clone(), pki.ca_pem.clone());
-    kubelet::spawn(
+    let kubelet = kubelet::spawn(
         cluster.clone(),
         kubelet::KubeletConfig {
             images: config.images.clone(),
@@ -107,5 +109,5 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tmp = config.kubeconfig.with_extension("tmp");
     std::fs::write(&tmp, kubeconfig).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &config.kubeconfig).with_context(|| format!("writing {}", config.kubeconfig.display()))?;
-    Ok(Running { address, kubeconfig: config.kubeconfig, server, cluster, state_dir })
+    Ok(Running { address, kubeconfig: config.kubeconfig, server, cluster, state_dir, kubelet })
 }

@@ -77,6 +77,6 @@ async fn main() -> ExitCode {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    kubesim::kubelet::shutdown(&running.cluster).await;
+    running.kubelet.shutdown().await;
     ExitCode::SUCCESS
 }

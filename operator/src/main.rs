@@ -62,6 +62,9 @@ fn init_logging() {
 
 async fn run() -> anyhow::Result<()> {
     let config = OperatorConfig::from_env()?;
+    // Built in the workspace, rustls has both crypto providers (reqwest brings aws-lc-rs), and
+    // then refuses to guess: choose ring, the one kube's TLS feature asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client =
         kube::Client::try_default().await.context("no Kubernetes configuration (set KUBECONFIG, or run in a pod)")?;
     let metrics = Arc::new(Metrics::default());

@@ -363,7 +363,12 @@ pub fn graceful_delete(_inner: &Inner, rt: &ResourceType, live: &Value, requeste
 /// An object whose deletion someone else completes (kubelet, namespace controller).
 pub fn waits_for_kubelet(rt: &ResourceType, obj: &Value) -> bool {
     match (rt.group.as_str(), rt.kind.as_str()) {
-        ("", "Pod") => !obj["spec"]["nodeName"].is_null(),
+        // The kubelet writes a terminal phase once the processes are gone: after that a pod
+        // held by finalizers goes when they do.
+        ("", "Pod") => {
+            !obj["spec"]["nodeName"].is_null()
+                && !matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        }
         ("", "Namespace") => true,
         _ => false,
     }

@@ -442,7 +442,9 @@ impl Cluster {
     pub fn finish_delete(&self, gr: &GroupResource, ns: Option<&str>, name: &str, uid: &str) {
         let mut inner = self.lock();
         let key = Key::new(gr, ns, name);
-        if inner.store.get(&key).is_some_and(|o| o["metadata"]["uid"].as_str() == Some(uid))
+        // Finalizers still hold it: it goes when the last one is removed (commit_update).
+        let finalized = |o: &Value| o["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+        if inner.store.get(&key).is_some_and(|o| o["metadata"]["uid"].as_str() == Some(uid) && finalized(o))
             && let Some(removed) = inner.store.remove(&key)
             && let Some(rt) = inner.registry.find_gr(gr).cloned()
         {

@@ -61,6 +61,9 @@ async fn dispatch(server: &Arc<ApiServer>, r: &Req, rr: &ResourceRequest) -> Api
         if s == "finalize" {
             return Ok(json_response(200, &server.cluster.get(&rt, None, name)?));
         }
+        if s == "log" {
+            return pod_log(server, r, &rt, ns, name, &rr.verb);
+        }
     }
     if !rt.verbs.contains(&rr.verb) {
         return Err(ApiError::method_not_allowed(format!(
@@ -263,6 +266,31 @@ fn watch(
         .header("content-type", "application/json")
         .header("cache-control", "no-cache, private")
         .body(Body::from_stream(stream))
+        .unwrap_or_default())
+}
+
+/// `kubectl logs`: a container's output, cut by `tailLines`/`limitBytes`, streamed with `follow`.
+fn pod_log(
+    server: &Arc<ApiServer>,
+    r: &Req,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    verb: &str,
+) -> ApiResult<Response<Body>> {
+    if verb != "get" {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({}/log)",
+            rt.qualified()
+        )));
+    }
+    let pod = server.cluster.get(rt, ns, name)?;
+    let body = crate::kubelet::logs::body(server.cluster.clone(), &server.state_dir, &pod, &r.query)?;
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "text/plain")
+        .header("cache-control", "no-cache, private")
+        .body(body)
         .unwrap_or_default())
 }
 

@@ -36,6 +36,8 @@ pub struct ApiServer {
     pub auth: Arc<Authenticator>,
     pub address: SocketAddr,
     pub faults: faults::Faults,
+    /// The kubelet's state directory, where `pods/<name>/log` reads container logs.
+    pub state_dir: std::path::PathBuf,
     request_log: Option<Mutex<std::fs::File>>,
     openapi_cache: Mutex<HashMap<String, (u64, Value, String)>>,
 }
@@ -81,12 +83,14 @@ impl ApiServer {
         auth: Arc<Authenticator>,
         address: SocketAddr,
         request_log: Option<std::fs::File>,
+        state_dir: std::path::PathBuf,
     ) -> Self {
         ApiServer {
             cluster,
             auth,
             address,
             faults: faults::Faults::default(),
+            state_dir,
             request_log: request_log.map(Mutex::new),
             openapi_cache: Mutex::new(HashMap::new()),
         }

@@ -1,0 +1,162 @@
+//! End to end on the test cluster: `kubectl apply` of a MemoryStore → the real operator
+//! provisions the store in the real Postgres and deploys real `pinak-api` processes (run by
+//! kubesim's kubelet) → `kubectl wait --for=condition=Ready` → a tenant stores and recalls a
+//! memory through the store's Service with a token signed by the store's own secret.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use kubesim::testing::{Sim, repo_root};
+use serde_json::{Value, json};
+
+/// A binary of this workspace, built beside the test executable.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is not built: run the suite with scripts/test (or cargo build -p {name})",
+        bin.display()
+    );
+    bin
+}
+
+/// The operator as a local process talking to the cluster with the admin kubeconfig.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_operator(sim: &Sim, api_image: &str) -> Operator {
+    let log = std::fs::File::create(sim.dir.join("operator.log")).unwrap();
+    let child = Command::new(workspace_bin("pinak-operator"))
+        .arg("run")
+        .env("KUBECONFIG", sim.kubeconfig())
+        .env("PINAK_OPERATOR_LISTEN", "127.0.0.1:0")
+        .env("PINAK_OPERATOR_API_IMAGE", api_image)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("pinak-operator starts");
+    Operator(child)
+}
+
+fn token(secret: &[u8], tenant: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": "agent-1", "tenant": tenant, "project_id": "p1", "client_id": "client-a",
+        "iss": "pinak-memory", "aud": "pinak-memory-api", "iat": now, "exp": now + 600,
+        "jti": uuid::Uuid::new_v4().to_string(), "scopes": ["memory.read", "memory.write"], "roles": ["agent"],
+    });
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_memory_store_becomes_ready_and_serves_its_tenant_through_its_service() {
+    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
+        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
+    let image = "pinak:e2e";
+    let sim = Sim::start_with(vec![(image.into(), workspace_bin("pinak-api"))]).await;
+    let crd = repo_root().join("crds/memorystore.yaml");
+    sim.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
+    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
+    let ns = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    sim.kubectl_ok(&["create", "namespace", &ns], None);
+    sim.kubectl_ok(
+        &["-n", &ns, "create", "secret", "generic", "pg-admin", &format!("--from-literal=url={admin_url}")],
+        None,
+    );
+    let _operator = start_operator(&sim, image);
+    let store = format!(
+        r#"
+apiVersion: pinak.dev/v1alpha1
+kind: MemoryStore
+metadata: {{name: notes, namespace: {ns}}}
+spec:
+  database:
+    adminCredentials: {{secretRef: {{name: pg-admin}}}}
+    reclaimPolicy: Delete
+  embedding: {{backend: dummy}}
+  api: {{replicas: 2}}
+"#
+    );
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store));
+    let waited =
+        sim.kubectl(&["-n", &ns, "wait", "--for=condition=Ready", "memorystore/notes", "--timeout=120s"], None);
+    if !waited.status.success() {
+        let status = sim.kubectl_ok(&["-n", &ns, "get", "memorystore", "notes", "-o", "yaml"], None);
+        let log = std::fs::read_to_string(sim.dir.join("operator.log")).unwrap_or_default();
+        panic!("store not Ready: {}\n{status}\noperator log:\n{log}", String::from_utf8_lossy(&waited.stderr));
+    }
+    let got = sim.kubectl_json(&["-n", &ns, "get", "memorystore", "notes"]);
+    assert_eq!(got["status"]["observedGeneration"], got["metadata"]["generation"]);
+    assert_eq!(got["status"]["replicas"], 2, "{}", got["status"]);
+    assert!(got["status"]["migrationVersion"].as_i64().is_some_and(|v| v >= 5), "{}", got["status"]);
+
+    let secret = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak"]);
+    let jwt_secret =
+        base64::engine::general_purpose::STANDARD.decode(secret["data"]["jwt-secret"].as_str().unwrap()).unwrap();
+    let svc = sim.kubectl_json(&["-n", &ns, "get", "service", "notes"]);
+    let base = format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let bearer = format!("Bearer {}", token(&jwt_secret, &ns));
+    let add = http
+        .post(format!("{base}/add"))
+        .header("authorization", &bearer)
+        .json(&json!({"content": "The staging database moved to the eu-west cluster", "tags": ["ops"]}))
+        .send()
+        .await
+        .expect("the Service answers");
+    assert_eq!(add.status().as_u16(), 201, "{}", add.text().await.unwrap_or_default());
+    let found: Value = http
+        .get(format!("{base}/search?query=staging%20database"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(found.to_string().contains("eu-west cluster"), "the memory is found: {found}");
+    let other = http
+        .get(format!("{base}/search?query=x"))
+        .header("authorization", format!("Bearer {}", token(&jwt_secret, "someone-else")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 403, "another tenant is refused by this store");
+
+    // Steady state: once Ready, the operator makes no writes while nothing changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let operator_writes = |sim: &Sim| {
+        sim.requests()
+            .iter()
+            .filter(|r| !r["userAgent"].as_str().unwrap_or_default().starts_with("kubectl"))
+            .filter(|r| matches!(r["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
+            .count()
+    };
+    let before = operator_writes(&sim);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(operator_writes(&sim), before, "no writes in steady state");
+
+    // Delete with reclaimPolicy Delete: the store goes, and so do its schema and roles.
+    sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
+    let schema = got["status"]["schema"].as_str().unwrap().to_owned();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1")
+        .bind(format!("{schema}%"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the store's schemas are dropped");
+}
