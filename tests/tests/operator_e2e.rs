@@ -61,23 +61,8 @@ fn token(secret: &[u8], tenant: &str) -> String {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_memory_store_becomes_ready_and_serves_its_tenant_through_its_service() {
-    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
-        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
-    let image = "pinak:e2e";
-    let sim = Sim::start_with(vec![(image.into(), workspace_bin("pinak-api"))]).await;
-    let crd = repo_root().join("crds/memorystore.yaml");
-    sim.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
-    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
-    let ns = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sim.kubectl_ok(&["create", "namespace", &ns], None);
-    sim.kubectl_ok(
-        &["-n", &ns, "create", "secret", "generic", "pg-admin", &format!("--from-literal=url={admin_url}")],
-        None,
-    );
-    let _operator = start_operator(&sim, image);
-    let store = format!(
+fn store_manifest(ns: &str, replicas: i64, extra: &str) -> String {
+    format!(
         r#"
 apiVersion: pinak.dev/v1alpha1
 kind: MemoryStore
@@ -87,27 +72,134 @@ spec:
     adminCredentials: {{secretRef: {{name: pg-admin}}}}
     reclaimPolicy: Delete
   embedding: {{backend: dummy}}
-  api: {{replicas: 2}}
-"#
+  api: {{replicas: {replicas}}}
+{extra}"#
+    )
+}
+
+/// A namespace with the admin Secret; returns its name.
+fn tenant_namespace(sim: &Sim, admin_url: &str) -> String {
+    let ns = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    sim.kubectl_ok(&["create", "namespace", &ns], None);
+    sim.kubectl_ok(
+        &["-n", &ns, "create", "secret", "generic", "pg-admin", &format!("--from-literal=url={admin_url}")],
+        None,
     );
-    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store));
-    let waited =
-        sim.kubectl(&["-n", &ns, "wait", "--for=condition=Ready", "memorystore/notes", "--timeout=120s"], None);
+    ns
+}
+
+fn wait_ready(sim: &Sim, ns: &str) -> Value {
+    let waited = sim.kubectl(&["-n", ns, "wait", "--for=condition=Ready", "memorystore/notes", "--timeout=120s"], None);
     if !waited.status.success() {
-        let status = sim.kubectl_ok(&["-n", &ns, "get", "memorystore", "notes", "-o", "yaml"], None);
+        let status = sim.kubectl_ok(&["-n", ns, "get", "memorystore", "notes", "-o", "yaml"], None);
         let log = std::fs::read_to_string(sim.dir.join("operator.log")).unwrap_or_default();
         panic!("store not Ready: {}\n{status}\noperator log:\n{log}", String::from_utf8_lossy(&waited.stderr));
     }
-    let got = sim.kubectl_json(&["-n", &ns, "get", "memorystore", "notes"]);
+    sim.kubectl_json(&["-n", ns, "get", "memorystore", "notes"])
+}
+
+/// kubesim with the pinak image mapped, the CRD established, and the operator running.
+async fn cluster_with_operator() -> (Sim, Operator, String) {
+    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
+        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
+    let image = "pinak:e2e";
+    let sim = Sim::start_with(vec![(image.into(), workspace_bin("pinak-api"))]).await;
+    let crd = repo_root().join("crds/memorystore.yaml");
+    sim.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
+    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
+    let operator = start_operator(&sim, image);
+    (sim, operator, admin_url)
+}
+
+fn store_jwt_secret(sim: &Sim, ns: &str) -> Vec<u8> {
+    let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
+    base64::engine::general_purpose::STANDARD.decode(secret["data"]["jwt-secret"].as_str().unwrap()).unwrap()
+}
+
+fn service_base(sim: &Sim, ns: &str) -> String {
+    let svc = sim.kubectl_json(&["-n", ns, "get", "service", "notes"]);
+    format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_are_isolated_scale_and_a_spec_change_rolls_once() {
+    let (sim, _operator, admin_url) = cluster_with_operator().await;
+    let (a, b) = (tenant_namespace(&sim, &admin_url), tenant_namespace(&sim, &admin_url));
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&a, 1, "")));
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&b, 1, "")));
+    let (sa, sb) = (wait_ready(&sim, &a), wait_ready(&sim, &b));
+    assert_ne!(sa["status"]["schema"], sb["status"]["schema"]);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let (key_a, key_b) = (store_jwt_secret(&sim, &a), store_jwt_secret(&sim, &b));
+    let add = http
+        .post(format!("{}/add", service_base(&sim, &a)))
+        .header("authorization", format!("Bearer {}", token(&key_a, &a)))
+        .json(&json!({"content": "store A only: the launch code is tangerine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(add.status().as_u16(), 201);
+    // A's credentials do not open B: B does not know A's signing secret.
+    let cross = http
+        .get(format!("{}/search?query=tangerine", service_base(&sim, &b)))
+        .header("authorization", format!("Bearer {}", token(&key_a, &a)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 401, "A's token is refused by B");
+    let in_b = http
+        .get(format!("{}/search?query=tangerine", service_base(&sim, &b)))
+        .header("authorization", format!("Bearer {}", token(&key_b, &b)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_b.status().as_u16(), 200);
+    assert!(!in_b.text().await.unwrap().contains("tangerine"), "B's own tenant does not see A's memory");
+
+    // kubectl scale goes through the MemoryStore's scale subresource to the Deployment.
+    sim.kubectl_ok(&["-n", &a, "scale", "memorystore/notes", "--replicas=2"], None);
+    sim.kubectl_ok(
+        &["-n", &a, "wait", "--for=jsonpath={.status.replicas}=2", "memorystore/notes", "--timeout=60s"],
+        None,
+    );
+    let rs_before = sim.kubectl_json(&["-n", &a, "get", "replicasets"])["items"].as_array().unwrap().len();
+    // A spec change that reaches the pods' environment rolls them exactly once.
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&a, 2, "  policy: {trustedClients: [client-a]}\n")));
+    let generation =
+        sim.kubectl_json(&["-n", &a, "get", "memorystore", "notes"])["metadata"]["generation"].as_i64().unwrap();
+    sim.kubectl_ok(
+        &[
+            "-n",
+            &a,
+            "wait",
+            &format!("--for=jsonpath={{.status.observedGeneration}}={generation}"),
+            "memorystore/notes",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    sim.kubectl_ok(&["-n", &a, "rollout", "status", "deployment/notes", "--timeout=60s"], None);
+    let rs_after = sim.kubectl_json(&["-n", &a, "get", "replicasets"])["items"].as_array().unwrap().len();
+    assert_eq!(rs_after, rs_before + 1, "one rollout: one new ReplicaSet");
+    let d = sim.kubectl_json(&["-n", &a, "get", "deployment", "notes"]);
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("client-a"), "the trusted client reached the pods: {env}");
+    for ns in [&a, &b] {
+        sim.kubectl_ok(&["-n", ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_memory_store_becomes_ready_and_serves_its_tenant_through_its_service() {
+    let (sim, _operator, admin_url) = cluster_with_operator().await;
+    let ns = tenant_namespace(&sim, &admin_url);
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&ns, 2, "")));
+    let got = wait_ready(&sim, &ns);
     assert_eq!(got["status"]["observedGeneration"], got["metadata"]["generation"]);
     assert_eq!(got["status"]["replicas"], 2, "{}", got["status"]);
     assert!(got["status"]["migrationVersion"].as_i64().is_some_and(|v| v >= 5), "{}", got["status"]);
-
-    let secret = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak"]);
-    let jwt_secret =
-        base64::engine::general_purpose::STANDARD.decode(secret["data"]["jwt-secret"].as_str().unwrap()).unwrap();
-    let svc = sim.kubectl_json(&["-n", &ns, "get", "service", "notes"]);
-    let base = format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap());
+    let jwt_secret = store_jwt_secret(&sim, &ns);
+    let base = service_base(&sim, &ns);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let bearer = format!("Bearer {}", token(&jwt_secret, &ns));
     let add = http
