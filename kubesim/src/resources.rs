@@ -50,7 +50,12 @@ impl ResourceType {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
+    /// Where objects of this type are stored: `events.k8s.io` Events share the core Events'
+    /// storage (see `api::convert`); every other type has its own.
     pub fn gr(&self) -> GroupResource {
+        if self.group == "events.k8s.io" && self.plural == "events" {
+            return GroupResource::new("", "events");
+        }
         GroupResource::new(&self.group, &self.plural)
     }
 

@@ -63,3 +63,26 @@ fn a_json_patch_test_of_null_passes_on_a_missing_path() {
         .unwrap_err();
     assert_eq!(err.code, 422, "a test of null fails once the field is set");
 }
+
+#[test]
+fn events_written_through_events_k8s_io_are_core_events_too() {
+    let cluster = Cluster::new();
+    kubesim::controllers::bootstrap(&cluster, "");
+    let reg = cluster.registry();
+    let new_api = reg.find("events.k8s.io", "v1", "events").unwrap().clone();
+    let core = reg.find("", "v1", "events").unwrap().clone();
+    let ev = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}, "note": "started", "reason": "Started",
+        "type": "Normal", "action": "Start", "reportingController": "kubelet", "reportingInstance": "kubesim",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+    });
+    cluster.create(&Ctx::system("t"), &new_api, Some("default"), ev).unwrap();
+    let (list, _) = cluster.list(&core, Some("default"), &Default::default()).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!((items[0]["apiVersion"].as_str(), items[0]["message"].as_str()), (Some("v1"), Some("started")));
+    assert_eq!(items[0]["involvedObject"]["name"], "p");
+    let back = cluster.get(&new_api, Some("default"), "e1").unwrap();
+    assert_eq!((back["apiVersion"].as_str(), back["note"].as_str()), (Some("events.k8s.io/v1"), Some("started")));
+}

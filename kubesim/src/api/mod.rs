@@ -4,6 +4,7 @@
 //! so what a client sees a controller did went through the same rules.
 
 pub mod admission;
+pub mod convert;
 pub mod error;
 pub mod list;
 pub mod table;
@@ -209,7 +210,7 @@ impl Cluster {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let merged = merge_for_subresource(rt, &live, body, sub);
+        let merged = merge_for_subresource(rt, &live, convert::to_storage(rt, body), sub);
         let managed = patch::record_update(
             Some(&live),
             &merged,
@@ -285,7 +286,7 @@ impl Cluster {
                     self.create_applied(ctx, rt, ns, merged)
                 }
                 Some(live) => {
-                    let merged = merge_for_subresource(rt, &live, merged, sub);
+                    let merged = merge_for_subresource(rt, &live, convert::to_storage(rt, merged), sub);
                     commit_update(&mut inner, ctx, rt, key, live, merged)
                 }
             };
@@ -329,7 +330,7 @@ impl Cluster {
             ));
         }
         check_identity(rt, ns, name, &patched)?;
-        let merged = merge_for_subresource(rt, &live, patched, sub);
+        let merged = merge_for_subresource(rt, &live, convert::to_storage(rt, patched), sub);
         let managed =
             patch::record_update(Some(&live), &merged, &ctx.field_manager, &*lists, &now(), &rt.api_version(), sub);
         commit_update(&mut inner, ctx, rt, key, live, managed)
@@ -499,6 +500,7 @@ fn prepare_create_inner(
         return Err(ApiError::bad_request("the body of the request must be an object"));
     }
     check_type(rt, &mut obj)?;
+    let mut obj = convert::to_storage(rt, obj);
     if rt.namespaced {
         let ns = ns.ok_or_else(|| ApiError::bad_request("a namespaced resource needs a namespace"))?;
         match obj["metadata"]["namespace"].as_str() {
@@ -749,6 +751,9 @@ fn check_identity(rt: &ResourceType, ns: Option<&str>, name: &str, body: &Value)
 /// A stored object as the requested version shows it (CRD versions share one schema here:
 /// no conversion, as with the `None` conversion strategy).
 pub fn as_version(obj: &Value, rt: &ResourceType) -> Value {
+    if let Some(converted) = convert::from_storage(rt, obj) {
+        return converted;
+    }
     let mut o = obj.clone();
     if o["apiVersion"].as_str() != Some(&rt.api_version()) {
         o["apiVersion"] = json!(rt.api_version());
