@@ -58,6 +58,8 @@ spec:
     assert_eq!(got["metadata"]["generation"], 1);
     // Server-side apply of the same object works too, and printer columns render.
     sim.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(store));
+    let described = sim.kubectl_ok(&["-n", "team-a", "describe", "memorystore", "notes"], None);
+    assert!(described.contains("Name:") && described.contains("Reclaim Policy:"), "{described}");
     let table = sim.kubectl_ok(&["-n", "team-a", "get", "memorystores"], None);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("notes"), "{table}");
@@ -193,6 +195,11 @@ spec:
         assert_eq!(p["status"]["phase"], "Pending", "{p}");
     }
     sim.kubectl_ok(&["wait", "--for=jsonpath={.status.observedGeneration}=3", "deployment/web", "--timeout=20s"], None);
+    let described = sim.kubectl_ok(&["describe", "deployment", "web"], None);
+    assert!(described.contains("Replicas:") && described.contains("NewReplicaSet:"), "{described}");
+    let pod_name = sim.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"], None);
+    let pod = sim.kubectl_ok(&["describe", "pod", &pod_name], None);
+    assert!(pod.contains("ErrImagePull"), "an unmapped image is explained: {pod}");
     sim.kubectl_ok(&["delete", "deployment", "web"], None);
     eventually(15, "pods collected after their deployment", || {
         let pods = sim.kubectl_json(&["get", "pods"]);
