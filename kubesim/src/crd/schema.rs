@@ -6,6 +6,7 @@
 //!
 //! The server applies them in this order: [`prune`], [`apply_defaults`], [`validate`].
 
+use crate::selector::go_quote;
 use std::cmp::Ordering;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -432,36 +433,6 @@ pub fn invalid_message(kind: &str, group: &str, name: &str, errors: &[FieldError
 
 // ---------------------------------------------------------------------------------------------
 // Go formatting, so messages read exactly like the apiserver's
-
-/// `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{ad}' => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// `%v` of a float64: shortest digits, exponent form outside [1e-4, 1e6).
 fn go_float(f: f64) -> String {

@@ -148,35 +148,6 @@ fn write_number(out: &mut String, n: &Number) {
     }
 }
 
-/// `value.ToString` of structured-merge-diff, used in conflict paths like `[name="nginx"]`.
-fn write_go_value(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_json_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            for (k, v) in m {
-                out.push_str(k);
-                out.push('=');
-                write_go_value(out, v);
-            }
-        }
-    }
-}
-
 impl std::fmt::Display for PathElement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = String::new();
@@ -193,13 +164,13 @@ impl std::fmt::Display for PathElement {
                     }
                     out.push_str(name);
                     out.push('=');
-                    write_go_value(&mut out, value);
+                    write_go(&mut out, value, GoStyle::Path);
                 }
                 out.push(']');
             }
             PathElement::Value(value) => {
                 out.push_str("[=");
-                write_go_value(&mut out, value);
+                write_go(&mut out, value, GoStyle::Path);
                 out.push(']');
             }
             PathElement::Index(i) => {
@@ -239,7 +210,16 @@ fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn write_go_json(out: &mut String, v: &Value) {
+/// Go's rendering of a value: `encoding/json` (`Json`: sorted keys, `<`, `>`, `&` escaped), or
+/// structured-merge-diff's `value.ToString` for conflict paths like `[name="nginx"]` (`Path`:
+/// objects as `k=v` pairs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GoStyle {
+    Json,
+    Path,
+}
+
+fn write_go(out: &mut String, v: &Value, style: GoStyle) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => {
@@ -253,9 +233,16 @@ fn write_go_json(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_go_json(out, item);
+                write_go(out, item, style);
             }
             out.push(']');
+        }
+        Value::Object(m) if style == GoStyle::Path => {
+            for (k, v) in m {
+                out.push_str(k);
+                out.push('=');
+                write_go(out, v, style);
+            }
         }
         Value::Object(m) => {
             out.push('{');
@@ -265,7 +252,7 @@ fn write_go_json(out: &mut String, v: &Value) {
                 }
                 write_json_string(out, k);
                 out.push(':');
-                write_go_json(out, v);
+                write_go(out, v, style);
             }
             out.push('}');
         }
@@ -276,7 +263,7 @@ fn write_go_json(out: &mut String, v: &Value) {
 /// FieldsV1 keys and the last-applied annotation, whose exact bytes clients compare.
 pub fn go_json(v: &Value) -> String {
     let mut out = String::new();
-    write_go_json(&mut out, v);
+    write_go(&mut out, v, GoStyle::Json);
     out
 }
 
@@ -291,7 +278,7 @@ fn serialize_element(pe: &PathElement) -> String {
                 }
                 write_json_string(&mut out, name);
                 out.push(':');
-                write_go_json(&mut out, value);
+                write_go(&mut out, value, GoStyle::Json);
             }
             out.push('}');
             out
