@@ -13,6 +13,7 @@ use crate::actor::Actor;
 use crate::audit;
 use crate::auth::Principal;
 use crate::config::Config;
+use crate::error::{AppError, AppResult};
 use crate::tenancy::Scope;
 
 pub const OBSERVED: &str = "observed";
@@ -23,6 +24,30 @@ pub const BLOCKED: &str = "blocked";
 /// Statuses that only an admin may set, or move a client out of.
 pub fn is_privileged_status(s: &str) -> bool {
     s == TRUSTED || s == BLOCKED
+}
+
+/// The registry's statuses: a closed set.
+pub const STATUSES: [&str; 4] = [OBSERVED, REGISTERED, TRUSTED, BLOCKED];
+
+/// Who may register what: an admin any client; anyone else only its own signed identities
+/// (`client_id`, or the `child_client_id` it signs for), with a parent that is signed too.
+pub fn check_registration(principal: &Principal, client_id: &str, parent: Option<&str>) -> AppResult<()> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    let signed = |c: &Option<String>, v: &str| c.as_deref() == Some(v);
+    if !signed(&principal.client_id, client_id) && !signed(&principal.child_client_id, client_id) {
+        return Err(AppError::forbidden("A non-admin may register only its own signed client_id or child_client_id"));
+    }
+    if let Some(parent) = parent
+        && !signed(&principal.client_id, parent)
+        && !signed(&principal.parent_client_id, parent)
+    {
+        return Err(AppError::forbidden(
+            "A non-admin may name as parent only its own signed client_id or parent_client_id",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn status_of(conn: &mut PgConnection, scope: &Scope, client_id: &str) -> Result<Option<String>, sqlx::Error> {
@@ -69,7 +94,8 @@ async fn observe_one(
 
 /// Identity normalisation on every write and context retrieval: the caller (and its child)
 /// are observed, and missing or unregistered identities are filed as issues.
-/// Returns the registry status of the effective client.
+/// Returns the registry status of the effective client, or `blocked` when any signed identity
+/// (client, parent or child) is blocked: a blocked client cannot write through a child.
 pub async fn observe(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -90,9 +116,14 @@ pub async fn observe(
         file_issue(conn, scope, actor, NewIssue::new("missing_client_id", "Request carried no signed client_id claim"))
             .await?;
     }
+    let mut blocked = status == BLOCKED;
+    if let Some(parent) = principal.parent_client_id.as_deref().filter(|p| *p != client_key) {
+        blocked |= status_of(conn, scope, parent).await?.as_deref() == Some(BLOCKED);
+    }
     if let Some(child) = &principal.child_client_id {
         let parent = actor.parent_client_id.clone().unwrap_or_else(|| client_key.clone());
         status = observe_one(conn, scope, child, None, Some(&parent), &actor.agent_id).await?;
+        blocked |= status == BLOCKED;
         if status == OBSERVED {
             file_issue(
                 conn,
@@ -103,7 +134,7 @@ pub async fn observe(
             .await?;
         }
     }
-    Ok(status)
+    Ok(if blocked { BLOCKED.into() } else { status })
 }
 
 pub struct NewIssue {

@@ -1,7 +1,8 @@
 //! Metrics: Prometheus text at `GET /metrics` (request counts and latency histograms by
 //! route template and status, pool usage, embedding latency) and the prototype's JSON
 //! counters at `GET /api/v1/metrics`. Per process; labels never carry tokens, queries or
-//! raw paths (unmatched routes are labelled "unmatched").
+//! raw paths (unmatched routes are labelled "unmatched", methods outside the standard nine
+//! "OTHER").
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex};
@@ -57,8 +58,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics { registry, requests, latency, embedding, pool_size, pool_idle, summary: Mutex::new(BTreeMap::new()) }
 });
 
+/// The method label: one of a fixed set, so an invented method cannot add label sets.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|k| *k == method).unwrap_or("OTHER")
+}
+
 pub fn observe_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     let m = &*METRICS;
+    let method = method_label(method);
     let labels = RequestLabels { method: method.into(), route: route.into(), status: status.to_string() };
     m.requests.get_or_create(&labels).inc();
     m.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());

@@ -1,12 +1,15 @@
 //! Proactive nudges on working-memory writes: when a note touches deployment, security or
 //! infrastructure, surface stored memories that record failures or warnings about it.
+//! Nudges carry snippets, so they are reads: only a principal that may search gets them, and
+//! only from layers it may read.
 
 use serde_json::{Value, json};
 
+use crate::auth::Principal;
 use crate::error::AppResult;
+use crate::permissions::Perm;
 use crate::search;
 use crate::state::AppState;
-use crate::tenancy::Scope;
 
 const CLUSTERS: [(&str, &[&str]); 3] = [
     ("deployment", &["deploy", "vercel", "production", "ship", "push"]),
@@ -16,7 +19,10 @@ const CLUSTERS: [(&str, &[&str]); 3] = [
 const ALARM_WORDS: [&str; 5] = ["expired", "failed", "warning", "error", "deprecated"];
 const NUDGE_WEIGHT: f64 = 0.6;
 
-pub async fn for_content(state: &AppState, scope: &Scope, content: &str) -> AppResult<Vec<Value>> {
+pub async fn for_content(state: &AppState, p: &Principal, content: &str) -> AppResult<Vec<Value>> {
+    if p.require(Perm::Search).is_err() {
+        return Ok(Vec::new());
+    }
     let lower = content.to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let intents: Vec<&str> =
@@ -25,9 +31,9 @@ pub async fn for_content(state: &AppState, scope: &Scope, content: &str) -> AppR
         return Ok(Vec::new());
     }
     let query = format!("{} failed error expired warning deprecated issue problem", intents.join(" "));
-    let hits = search::hybrid(state, scope, &query, 5, NUDGE_WEIGHT).await?;
+    let hits = search::hybrid(state, &p.scope, &query, 5, NUDGE_WEIGHT).await?;
     let mut nudges: Vec<Value> = Vec::new();
-    for hit in hits {
+    for hit in hits.into_iter().filter(|h| p.require(Perm::Read(h.layer)).is_ok()) {
         let text: String = ["content", "description", "goal", "outcome"]
             .iter()
             .filter_map(|k| hit.row.get(*k).and_then(Value::as_str))

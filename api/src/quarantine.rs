@@ -178,8 +178,25 @@ pub async fn review(state: &AppState, principal: &Principal, id: Uuid, approve: 
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(not_found)?;
-    let layer = item["layer"].as_str().and_then(Layer::parse_document).ok_or_else(not_found)?;
+    let layer = item["layer"]
+        .as_str()
+        .and_then(|l| Layer::parse_document(l).or_else(|| Layer::parse(l).filter(|l| *l == Layer::Working)))
+        .ok_or_else(not_found)?;
     let payload = item["payload"].clone();
+    let invalid =
+        |msgs: Vec<String>| AppError::bad_request(format!("Invalid quarantined payload: {}", msgs.join("; ")));
+    // A working note (queued by the store policy) validates on its content, as `/working/add`.
+    let note = if layer == Layer::Working && approve {
+        let note =
+            write::WorkingNote::from_payload(&payload).ok_or_else(|| invalid(vec!["not a working note".into()]))?;
+        let errors = state.schemas.validate(layer, &json!({ "content": note.content }));
+        if !errors.is_empty() {
+            return Err(invalid(errors.into_iter().map(|v| v.message).collect()));
+        }
+        Some(note)
+    } else {
+        None
+    };
     let proposer = Actor {
         agent_id: item["agent_id"].as_str().unwrap_or("unknown").into(),
         client_id: item["client_id"].as_str().unwrap_or("unknown").into(),
@@ -187,11 +204,11 @@ pub async fn review(state: &AppState, principal: &Principal, id: Uuid, approve: 
         parent_client_id: None,
         child_client_id: None,
     };
-    let embedding = if approve {
+    let embedding = if approve && note.is_none() {
         let errors = state.schemas.validate(layer, &payload);
         if !errors.is_empty() {
             let msgs: Vec<String> = errors.into_iter().map(|v| v.message).collect();
-            return Err(AppError::bad_request(format!("Invalid quarantined payload: {}", msgs.join("; "))));
+            return Err(invalid(msgs));
         }
         write::embed_payload(state, layer, &payload).await?
     } else {
@@ -212,7 +229,9 @@ pub async fn review(state: &AppState, principal: &Principal, id: Uuid, approve: 
     if updated.rows_affected() == 0 {
         return Err(not_found());
     }
-    if approve {
+    if let Some(note) = &note {
+        write::insert_working(&mut tx, scope, &proposer, note, "quarantine_approved").await?;
+    } else if approve {
         write::insert_with_access(
             &mut tx,
             scope,

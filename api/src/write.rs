@@ -1,7 +1,9 @@
-//! The one write path for document layers (direct adds and quarantine approvals):
+//! The one write path for document layers (direct adds and quarantine approvals), and the
+//! working-note insert that shares its store policy:
 //! validate -> identify the client (blocked clients stop here) -> optionally divert untrusted
 //! writes to quarantine -> embed -> insert row, access row and audit row in one transaction.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::access;
@@ -71,6 +73,75 @@ pub async fn admit_writer(
     Ok(status)
 }
 
+/// The store policy: with `PINAK_QUARANTINE_UNTRUSTED_WRITES` on, every write other agents can
+/// read back (document layers and working notes) from an untrusted client becomes a proposal.
+pub fn diverts_to_quarantine(state: &AppState, actor: &Actor, status: &str) -> bool {
+    state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(status))
+}
+
+/// A working-memory note: stored by `/working/add`, or queued under the store policy (its
+/// payload) and stored on approval.
+pub struct WorkingNote {
+    pub content: String,
+    pub session_id: Option<String>,
+    pub key: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl WorkingNote {
+    pub fn to_payload(&self) -> Value {
+        let mut v = json!({ "content": self.content });
+        if let Some(s) = &self.session_id {
+            v["session_id"] = json!(s);
+        }
+        if let Some(k) = &self.key {
+            v["key"] = json!(k);
+        }
+        if let Some(at) = self.expires_at {
+            v["expires_at"] = json!(at.to_rfc3339());
+        }
+        v
+    }
+
+    pub fn from_payload(v: &Value) -> Option<Self> {
+        let opt = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+        let expires_at = match v.get("expires_at").and_then(Value::as_str) {
+            Some(at) => Some(DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc)),
+            None => None,
+        };
+        Some(WorkingNote { content: opt("content")?, session_id: opt("session_id"), key: opt("key"), expires_at })
+    }
+}
+
+/// Inserts a working note and its access row in the caller's transaction; returns the row.
+pub async fn insert_working(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    actor: &Actor,
+    note: &WorkingNote,
+    detail: &str,
+) -> AppResult<Value> {
+    let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO working_memory AS t (id, tenant, project_id, session_id, key, value, agent_id, client_id, client_name, expires_at)
+         VALUES ($1,$2,$3,coalesce($4,'global'),coalesce($5,'current_context'),$6,$7,$8,$9,$10) RETURNING {}",
+        records::ROW_JSON
+    )))
+    .bind(uuid::Uuid::new_v4())
+    .bind(&scope.tenant)
+    .bind(&scope.project)
+    .bind(&note.session_id)
+    .bind(&note.key)
+    .bind(&note.content)
+    .bind(&actor.agent_id)
+    .bind(&actor.client_id)
+    .bind(&actor.client_name)
+    .bind(note.expires_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    access::record_write(conn, scope, actor, "working", &row, detail).await?;
+    Ok(row)
+}
+
 /// Writes a direct add. `payload` is the layer payload (absent optionals omitted).
 pub async fn add_document(state: &AppState, principal: &Principal, layer: Layer, payload: Value) -> AppResult<Outcome> {
     let violations = state.schemas.validate(layer, &payload);
@@ -79,8 +150,7 @@ pub async fn add_document(state: &AppState, principal: &Principal, layer: Layer,
     }
     let actor = Actor::from(principal);
     let status = admit_writer(state, principal, &actor, Some(layer)).await?;
-    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status))
-    {
+    if diverts_to_quarantine(state, &actor, &status) {
         let item =
             quarantine::propose(state, principal, &actor, layer, payload, Vec::new(), "quarantine_policy").await?;
         return Ok(Outcome::Quarantined(item));
@@ -108,8 +178,7 @@ pub async fn add_documents(
     let actor = Actor::from(principal);
     let scope = &principal.scope;
     let status = admit_writer(state, principal, &actor, Some(layer)).await?;
-    if state.config.quarantine_untrusted_writes && !clients::is_trusted(&state.config, &actor.client_id, Some(&status))
-    {
+    if diverts_to_quarantine(state, &actor, &status) {
         let mut tx = state.pool.begin().await?;
         let mut items = Vec::with_capacity(payloads.len());
         for payload in payloads {

@@ -6,7 +6,7 @@ use serde_json::json;
 #[tokio::test]
 async fn registry_status_transitions_follow_the_admin_rule() {
     let api = TestApi::start().await;
-    let agent = Token::new("t", "p").sign();
+    let agent = Token::new("t", "p").set("client_id", json!("bot")).sign();
     let admin = Token::admin("t", "p").sign();
     let reg = |status: &str| json!({"client_id": "bot", "client_name": "Bot", "status": status});
     let (s, b) = api.post(&agent, "/client/register", reg("registered")).await;

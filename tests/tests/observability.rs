@@ -45,7 +45,9 @@ async fn client_summary_counts_self_and_children() {
     let parent = Token::new("t", "p").set("client_id", json!("parent")).sign();
     let child = Token::new("t", "p").set("client_id", json!("kid")).sign();
     api.post(&parent, "/client/register", json!({"client_id": "parent", "client_name": "Parent"})).await;
-    api.post(&parent, "/client/register", json!({"client_id": "kid", "parent_client_id": "parent"})).await;
+    let parent_of_kid =
+        Token::new("t", "p").set("client_id", json!("parent")).set("child_client_id", json!("kid")).sign();
+    api.post(&parent_of_kid, "/client/register", json!({"client_id": "kid", "parent_client_id": "parent"})).await;
     api.post(&parent, "/add", json!({"content": "a"})).await;
     api.post(&parent, "/add", json!({"content": "b"})).await;
     api.post(&child, "/episodic/add", json!({"content": "c"})).await;

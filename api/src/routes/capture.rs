@@ -227,12 +227,12 @@ pub async fn capture(
 ) -> AppResult<()> {
     let (agent_id, client_id) = capture_identity(&p)?;
     let Some(Value::Object(m)) = body else { return Err(schema_violation("body")) };
-    // Order: identity binding, version, schema, size.
+    // Order: identity binding, version, schema, size. A bound field that is present must be a
+    // string equal to its claim: a number, object or null is a mismatch, not a skipped check.
+    // An absent one is left to the schema check (the field is required).
     let bound =
         [("tenant_id", p.scope.tenant.as_str()), ("agent_id", agent_id.as_str()), ("client_id", client_id.as_str())];
-    if let Some((field, _)) =
-        bound.iter().find(|(f, want)| m.get(*f).and_then(Value::as_str).is_some_and(|got| got != *want))
-    {
+    if let Some((field, _)) = bound.iter().find(|(f, want)| m.get(*f).is_some_and(|got| got.as_str() != Some(*want))) {
         return Err(err(StatusCode::FORBIDDEN, "auth_binding_mismatch", json!({ "field": field })));
     }
     if !m.get("envelope_version").and_then(Value::as_str).is_some_and(|v| SUPPORTED_VERSIONS.contains(&v)) {

@@ -133,7 +133,7 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             post(memory::add_rag),
         ),
         (
-            op!("post" "/api/v1/memory/working/add", "Add a working-memory note (returns nudges)", Write, q: &[], b: Body::Layer("working", &WORKING_EXTRA), ok: 201, e: &[403, 422]),
+            op!("post" "/api/v1/memory/working/add", "Add a working-memory note (returns nudges; 202 when the quarantine policy diverts it)", Write, q: &[], b: Body::Layer("working", &WORKING_EXTRA), ok: 201, e: &[202, 403, 422]),
             post(memory::add_working),
         ),
         (
@@ -173,11 +173,11 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             post(registry::heartbeat),
         ),
         (
-            op!("get" "/api/v1/memory/agent/list", "Agents, newest heartbeat first", Read, q: &[LIMIT_200], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/agent/list", "Agents, newest heartbeat first", Read, q: &[LIMIT_200, CURSOR], b: Body::None, ok: 200, e: &[422]),
             get(registry::list_agents),
         ),
         (
-            op!("get" "/api/v1/memory/access/list", "Access log, newest first", Read, q: &[LIMIT_200], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/access/list", "Access log, newest first", Read, q: &[LIMIT_200, CURSOR], b: Body::None, ok: 200, e: &[422]),
             get(registry::list_access),
         ),
         (
@@ -185,7 +185,7 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             post(registry::register_client),
         ),
         (
-            op!("get" "/api/v1/memory/client/list", "Registered clients", Read, q: &[LIMIT_200], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/client/list", "Registered clients", Read, q: &[LIMIT_200, CURSOR], b: Body::None, ok: 200, e: &[422]),
             get(registry::list_clients),
         ),
         (

@@ -279,37 +279,38 @@ pub async fn add_working(
     if !violations.is_empty() {
         return Err(write::violations_error(&violations));
     }
-    let expires_at = expiry(b.ttl_seconds, b.expires_at)?;
+    let note = write::WorkingNote {
+        expires_at: expiry(b.ttl_seconds, b.expires_at)?,
+        content: b.content,
+        session_id: b.session_id,
+        key: b.key,
+    };
     let actor = Actor::from(&p);
-    write::admit_writer(&state, &p, &actor, Some(Layer::Working)).await?;
+    let status = write::admit_writer(&state, &p, &actor, Some(Layer::Working)).await?;
+    if write::diverts_to_quarantine(&state, &actor, &status) {
+        let item = crate::quarantine::propose(
+            &state,
+            &p,
+            &actor,
+            Layer::Working,
+            note.to_payload(),
+            Vec::new(),
+            "quarantine_policy",
+        )
+        .await?;
+        return Ok((StatusCode::ACCEPTED, Json(item)).into_response());
+    }
     let mut tx = state.pool.begin().await?;
-    let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO working_memory AS t (id, tenant, project_id, session_id, key, value, agent_id, client_id, client_name, expires_at)
-         VALUES ($1,$2,$3,coalesce($4,'global'),coalesce($5,'current_context'),$6,$7,$8,$9,$10) RETURNING {}",
-        records::ROW_JSON
-    )))
-    .bind(Uuid::new_v4())
-    .bind(&p.scope.tenant)
-    .bind(&p.scope.project)
-    .bind(&b.session_id)
-    .bind(&b.key)
-    .bind(&b.content)
-    .bind(&actor.agent_id)
-    .bind(&actor.client_id)
-    .bind(&actor.client_name)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await?;
-    access::record_write(&mut tx, &p.scope, &actor, "working", &row, "working_add").await?;
+    let row = write::insert_working(&mut tx, &p.scope, &actor, &note, "working_add").await?;
     tx.commit().await?;
     // The note is committed; nudges are advice, so a failed lookup must not turn a stored
     // write into an error (a retry would then store it twice).
-    let nudges = crate::nudges::for_content(&state, &p.scope, &b.content).await.unwrap_or_else(|e| {
+    let nudges = crate::nudges::for_content(&state, &p, &note.content).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "nudge lookup failed");
         Vec::new()
     });
     let mut out = pick(&row, &["id", "tenant", "project_id", "created_at", "session_id", "key", "expires_at"]);
-    out["content"] = json!(b.content);
+    out["content"] = json!(note.content);
     out["nudges"] = json!(nudges);
     Ok(created(out))
 }

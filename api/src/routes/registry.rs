@@ -14,7 +14,7 @@ use crate::clients::{self, NewIssue};
 use crate::error::{AppError, AppResult};
 use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, check_range};
 use crate::permissions::Perm;
-use crate::routes::paging::{self, Cursor};
+use crate::routes::paging::{self, Cursor, KeyCursor};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -67,6 +67,7 @@ pub async fn heartbeat(
 pub struct LimitQuery {
     #[serde(default = "default_limit")]
     limit: i64,
+    cursor: Option<String>,
 }
 fn default_limit() -> i64 {
     200
@@ -76,34 +77,47 @@ pub async fn list_agents(
     State(state): State<AppState>,
     p: Principal,
     QueryParams(q): QueryParams<LimitQuery>,
-) -> AppResult<Json<Vec<Value>>> {
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = KeyCursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_scalar("SELECT to_jsonb(a) - 'id' FROM logs_agents a WHERE tenant = $1 AND project_id = $2 ORDER BY last_seen DESC LIMIT $3")
-        .bind(&p.scope.tenant)
-        .bind(&p.scope.project)
-        .bind(limit)
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(Json(rows))
+    let rows = sqlx::query_as(
+        "SELECT to_jsonb(a) - 'id', last_seen, id::text FROM logs_agents a WHERE tenant = $1 AND project_id = $2
+           AND ($4::timestamptz IS NULL OR (last_seen, id::text) < ($4, $5))
+         ORDER BY last_seen DESC, id::text DESC LIMIT $3",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.key())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(paging::page_keyed(rows, limit))
 }
 
 pub async fn list_access(
     State(state): State<AppState>,
     p: Principal,
     QueryParams(q): QueryParams<LimitQuery>,
-) -> AppResult<Json<Vec<Value>>> {
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = KeyCursor::parse(q.cursor.as_deref())?;
+    let after_id = cursor.key_i64()?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_scalar(
-        "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id' FROM logs_access a WHERE tenant = $1 AND project_id = $2 ORDER BY ts DESC, id DESC LIMIT $3",
+    let rows = sqlx::query_as(
+        "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id', ts, id::text FROM logs_access a
+         WHERE tenant = $1 AND project_id = $2 AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5))
+         ORDER BY ts DESC, id DESC LIMIT $3",
     )
     .bind(&p.scope.tenant)
     .bind(&p.scope.project)
     .bind(limit)
+    .bind(cursor.ts())
+    .bind(after_id)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(rows))
+    Ok(paging::page_keyed(rows, limit))
 }
 
 #[derive(Deserialize)]
@@ -121,8 +135,9 @@ fn registered() -> String {
 
 const CLIENT_JSON: &str = "to_jsonb(c) - 'id'";
 
-/// Registration rules: only admins set or leave `trusted`/`blocked`; a non-admin
-/// re-registration keeps the existing status.
+/// Registration rules: statuses are a closed set; only admins set or leave `trusted`/`blocked`;
+/// a non-admin registers only its own signed identities, and its re-registration keeps the
+/// existing status.
 pub async fn register_client(
     State(state): State<AppState>,
     p: Principal,
@@ -132,9 +147,17 @@ pub async fn register_client(
     if b.client_id.trim().is_empty() || b.client_id.chars().count() > 256 {
         return Err(AppError::validation(&["body", "client_id"], "client_id must be 1-256 characters", "value_error"));
     }
+    if !clients::STATUSES.contains(&b.status.as_str()) {
+        return Err(AppError::validation(
+            &["body", "status"],
+            format!("status must be one of {}", clients::STATUSES.join(", ")),
+            "value_error",
+        ));
+    }
     if clients::is_privileged_status(&b.status) && !p.is_admin() {
         return Err(AppError::forbidden("Missing role: admin"));
     }
+    clients::check_registration(&p, &b.client_id, b.parent_client_id.as_deref())?;
     let mut tx = state.pool.begin().await?;
     let existing = clients::status_of(&mut tx, &p.scope, &b.client_id).await?;
     let status = match existing.as_deref() {
@@ -173,23 +196,30 @@ pub async fn register_client(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
+/// Clients, most recently seen first (`last_seen` is set by every upsert; `created_at`
+/// stands in should it be missing), keyed by `client_id` for the cursor.
 pub async fn list_clients(
     State(state): State<AppState>,
     p: Principal,
     QueryParams(q): QueryParams<LimitQuery>,
-) -> AppResult<Json<Vec<Value>>> {
+) -> AppResult<Response> {
     let limit = check_range("limit", q.limit, 1, 200)?;
+    let cursor = KeyCursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant = $1 AND project_id = $2
-         ORDER BY last_seen DESC NULLS LAST, updated_at DESC LIMIT $3"
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLIENT_JSON}, coalesce(last_seen, created_at) AS seen, client_id FROM clients_registry c
+         WHERE tenant = $1 AND project_id = $2
+           AND ($4::timestamptz IS NULL OR (coalesce(last_seen, created_at), client_id) < ($4, $5))
+         ORDER BY seen DESC, client_id DESC LIMIT $3"
     )))
     .bind(&p.scope.tenant)
     .bind(&p.scope.project)
     .bind(limit)
+    .bind(cursor.ts())
+    .bind(cursor.key())
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(rows))
+    Ok(paging::page_keyed(rows, limit))
 }
 
 #[derive(Deserialize)]

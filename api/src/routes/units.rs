@@ -139,6 +139,7 @@ pub async fn related(
 ) -> AppResult<Json<Value>> {
     let layer = Layer::parse(&layer).ok_or_else(|| AppError::bad_request("Unsupported layer"))?;
     p.require(Perm::ReadUnits)?;
+    p.require(Perm::Read(layer))?;
     let none = || AppError::not_found("No related unit");
     let id = Uuid::parse_str(&record_id).map_err(|_| none())?;
     let mut conn = state.pool.acquire().await?;
@@ -165,6 +166,9 @@ pub async fn related(
     let mut members = Vec::new();
     for (layer_name, rid, role) in rows {
         let (Some(l), Ok(rid)) = (Layer::parse(&layer_name), Uuid::parse_str(&rid)) else { continue };
+        if p.require(Perm::Read(l)).is_err() {
+            continue; // a layer the caller may not read: members are records, so Read(layer) applies
+        }
         if !member_exists(&mut conn, &p, l, rid).await? {
             continue; // dangling or expired
         }
