@@ -6,12 +6,14 @@
 //! - [`desired`]: pure builders of the child objects;
 //! - [`database`]: provisioning and reclaim in Postgres (the SQL plan is pure);
 //! - [`status`]: the status as a pure function of what a reconcile achieved;
-//! - [`reconcile`]: the controller that ties them together.
+//! - [`reconcile`]: the controller that ties them together;
+//! - [`leader`]: leader election on a Lease, so that one replica reconciles.
 
 pub mod config;
 pub mod database;
 pub mod desired;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod reconcile;

@@ -10,13 +10,16 @@ use anyhow::Context as _;
 use kube::api::{Api, ListParams};
 use pinak_crds::MemoryStore;
 use pinak_operator::config::OperatorConfig;
+use pinak_operator::leader::{Election, LEASE_NAME, LeaderConfig};
 use pinak_operator::metrics::Metrics;
 use pinak_operator::{reconcile, server};
 
 const USAGE: &str = "usage: pinak-operator <crd|run>
   crd   print the MemoryStore CustomResourceDefinition (YAML)
   run   run the controller (KUBECONFIG or in-cluster config); health and metrics on
-        PINAK_OPERATOR_LISTEN (default 0.0.0.0:8080)";
+        PINAK_OPERATOR_LISTEN (default 0.0.0.0:8080); with PINAK_OPERATOR_LEADER_ELECTION
+        (default: on when POD_NAMESPACE is set) only the holder of Lease pinak-operator in
+        POD_NAMESPACE reconciles";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,11 +65,11 @@ fn init_logging() {
 
 async fn run() -> anyhow::Result<()> {
     let config = OperatorConfig::from_env()?;
+    let leader = LeaderConfig::from_env()?;
     // Built in the workspace, rustls has both crypto providers (reqwest brings aws-lc-rs), and
     // then refuses to guess: choose ring, the one kube's TLS feature asks for.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client =
-        kube::Client::try_default().await.context("no Kubernetes configuration (set KUBECONFIG, or run in a pod)")?;
+    let client = kube_client(&leader.identity).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -78,12 +81,70 @@ async fn run() -> anyhow::Result<()> {
             tracing::error!(error = %e, "health server stopped");
         }
     });
-    tracing::info!(listen = %config.listen, api_image = %config.api_image, "pinak-operator starting");
+    tracing::info!(
+        listen = %config.listen,
+        api_image = %config.api_image,
+        identity = %leader.identity,
+        leader_election = leader.enabled,
+        "pinak-operator starting"
+    );
     wait_for_crd(&client).await;
+    // A follower is healthy and ready: it is a warm standby.
     ready.store(true, Ordering::Relaxed);
-    reconcile::run(client, config, metrics).await;
+    if !leader.enabled {
+        reconcile::run(client, config, metrics).await;
+        tracing::info!("pinak-operator stopped");
+        return Ok(());
+    }
+
+    let lease = format!("{}/{LEASE_NAME}", leader.namespace);
+    let mut election = Election::start(client.clone(), &leader).await?;
+    tracing::info!(lease = %lease, identity = %leader.identity, "waiting for the leader Lease");
+    tokio::select! {
+        acquired = election.acquired() => acquired?,
+        () = shutdown_signal() => {
+            election.release().await;
+            tracing::info!("pinak-operator stopped (was not leading)");
+            return Ok(());
+        }
+    }
+    tracing::info!(lease = %lease, identity = %leader.identity, "leading: reconciling MemoryStores");
+    let outcome = tokio::select! {
+        // Returns on SIGTERM or Ctrl-C, after the reconciles in flight finish.
+        () = reconcile::run(client, config, metrics) => Ok(()),
+        () = election.lost() => Err(anyhow::anyhow!(
+            "lost the leader Lease {lease}; exiting so that the restarted replica rejoins as a follower"
+        )),
+    };
+    election.release().await;
     tracing::info!("pinak-operator stopped");
-    Ok(())
+    outcome
+}
+
+/// The Kubernetes client, with a User-Agent naming this replica (in audit and request logs).
+async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
+    let mut config =
+        kube::Config::infer().await.context("no Kubernetes configuration (set KUBECONFIG, or run in a pod)")?;
+    let agent = format!("pinak-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let agent = http::HeaderValue::from_str(&agent).unwrap_or(http::HeaderValue::from_static("pinak-operator"));
+    config.headers.push((http::header::USER_AGENT, agent));
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// Waits (not ready) until MemoryStores can be listed: the CRD may be installed after the

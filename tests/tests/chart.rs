@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use kubesim::testing::{Sim, eventually, repo_root, tool};
+use pinak_tests::operator::workspace_bin;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -836,19 +837,6 @@ async fn examples_are_valid() {
 }
 
 // ---------------------------------------------------------------- helm install ---
-
-/// A binary of this workspace, built beside the test executable.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let bin = dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} is not built: run the suite with scripts/test (or cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
 
 /// A store's Postgres objects left by `reclaimPolicy: Retain`, dropped from the shared test
 /// database when the test ends (keeping them is what the test checks, not what it wants).

@@ -3,123 +3,13 @@
 //! kubesim's kubelet) → `kubectl wait --for=condition=Ready` → a tenant stores and recalls a
 //! memory through the store's Service with a token signed by the store's own secret.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
-use kubesim::testing::{Sim, repo_root};
+use pinak_tests::operator::{
+    cluster_with_operator, operator_writes, service_base, store_jwt_secret, store_manifest, tenant_namespace, token,
+    wait_ready,
+};
 use serde_json::{Value, json};
-
-/// A binary of this workspace, built beside the test executable.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let bin = dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} is not built: run the suite with scripts/test (or cargo build -p {name})",
-        bin.display()
-    );
-    bin
-}
-
-/// The operator as a local process talking to the cluster with the admin kubeconfig.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_operator(sim: &Sim, api_image: &str) -> Operator {
-    let log = std::fs::File::create(sim.dir.join("operator.log")).unwrap();
-    let child = Command::new(workspace_bin("pinak-operator"))
-        .arg("run")
-        .env("KUBECONFIG", sim.kubeconfig())
-        .env("PINAK_OPERATOR_LISTEN", "127.0.0.1:0")
-        .env("PINAK_OPERATOR_API_IMAGE", api_image)
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("pinak-operator starts");
-    Operator(child)
-}
-
-fn token(secret: &[u8], tenant: &str) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": "agent-1", "tenant": tenant, "project_id": "p1", "client_id": "client-a",
-        "iss": "pinak-memory", "aud": "pinak-memory-api", "iat": now, "exp": now + 600,
-        "jti": uuid::Uuid::new_v4().to_string(), "scopes": ["memory.read", "memory.write"], "roles": ["agent"],
-    });
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-        .unwrap()
-}
-
-fn store_manifest(ns: &str, replicas: i64, extra: &str) -> String {
-    format!(
-        r#"
-apiVersion: pinak.dev/v1alpha1
-kind: MemoryStore
-metadata: {{name: notes, namespace: {ns}}}
-spec:
-  database:
-    adminCredentials: {{secretRef: {{name: pg-admin}}}}
-    reclaimPolicy: Delete
-  embedding: {{backend: dummy}}
-  api: {{replicas: {replicas}}}
-{extra}"#
-    )
-}
-
-/// A namespace with the admin Secret; returns its name.
-fn tenant_namespace(sim: &Sim, admin_url: &str) -> String {
-    let ns = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sim.kubectl_ok(&["create", "namespace", &ns], None);
-    sim.kubectl_ok(
-        &["-n", &ns, "create", "secret", "generic", "pg-admin", &format!("--from-literal=url={admin_url}")],
-        None,
-    );
-    ns
-}
-
-fn wait_ready(sim: &Sim, ns: &str) -> Value {
-    let waited = sim.kubectl(&["-n", ns, "wait", "--for=condition=Ready", "memorystore/notes", "--timeout=120s"], None);
-    if !waited.status.success() {
-        let status = sim.kubectl_ok(&["-n", ns, "get", "memorystore", "notes", "-o", "yaml"], None);
-        let log = std::fs::read_to_string(sim.dir.join("operator.log")).unwrap_or_default();
-        panic!("store not Ready: {}\n{status}\noperator log:\n{log}", String::from_utf8_lossy(&waited.stderr));
-    }
-    sim.kubectl_json(&["-n", ns, "get", "memorystore", "notes"])
-}
-
-/// kubesim with the pinak image mapped, the CRD established, and the operator running.
-async fn cluster_with_operator() -> (Sim, Operator, String) {
-    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
-        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
-    let image = "pinak:e2e";
-    let sim = Sim::start_with(vec![(image.into(), workspace_bin("pinak-api"))]).await;
-    let crd = repo_root().join("crds/memorystore.yaml");
-    sim.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
-    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
-    let operator = start_operator(&sim, image);
-    (sim, operator, admin_url)
-}
-
-fn store_jwt_secret(sim: &Sim, ns: &str) -> Vec<u8> {
-    let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
-    base64::engine::general_purpose::STANDARD.decode(secret["data"]["jwt-secret"].as_str().unwrap()).unwrap()
-}
-
-fn service_base(sim: &Sim, ns: &str) -> String {
-    let svc = sim.kubectl_json(&["-n", ns, "get", "service", "notes"]);
-    format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_are_isolated_scale_and_a_spec_change_rolls_once() {
@@ -230,16 +120,10 @@ async fn a_memory_store_becomes_ready_and_serves_its_tenant_through_its_service(
 
     // Steady state: once Ready, the operator makes no writes while nothing changes.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let operator_writes = |sim: &Sim| {
-        sim.requests()
-            .iter()
-            .filter(|r| !r["userAgent"].as_str().unwrap_or_default().starts_with("kubectl"))
-            .filter(|r| matches!(r["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
-            .count()
-    };
-    let before = operator_writes(&sim);
+    let mark = sim.requests().len();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(operator_writes(&sim), before, "no writes in steady state");
+    let writes = operator_writes(&sim, mark);
+    assert!(writes.is_empty(), "no writes in steady state: {writes:?}");
 
     // Delete with reclaimPolicy Delete: the store goes, and so do its schema and roles.
     sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
