@@ -43,8 +43,8 @@ const OPERATOR_RBAC: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
-/// The message both Helms print when replicaCount > 1 (the schema's explanation).
-const HA_REFUSED: &str = "a replicaCount of 0 or 1 (the operator has no leader election yet: two replicas would reconcile the same stores at once)";
+/// What leader election needs, as the Role in the release namespace must grant it.
+const LEASE_RBAC: &[(&str, &str, &[&str])] = &[("coordination.k8s.io", "leases", &["get", "create", "patch"])];
 
 fn chart() -> String {
     repo_root().join("charts/pinak").display().to_string()
@@ -175,10 +175,11 @@ fn rbac_triples(role: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 fn expected_rbac() -> BTreeSet<(String, String, String)> {
-    OPERATOR_RBAC
-        .iter()
-        .flat_map(|(g, r, verbs)| verbs.iter().map(|v| (g.to_string(), r.to_string(), v.to_string())))
-        .collect()
+    triples(OPERATOR_RBAC)
+}
+
+fn triples(table: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    table.iter().flat_map(|(g, r, verbs)| verbs.iter().map(|v| (g.to_string(), r.to_string(), v.to_string()))).collect()
 }
 
 // ---------------------------------------------------------------- the values matrix ---
@@ -195,8 +196,16 @@ struct Case {
     check: fn(&[Value]),
 }
 
-const DEFAULT_KINDS: &[&str] =
-    &["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount"];
+const DEFAULT_KINDS: &[&str] = &[
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Deployment",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "ServiceAccount",
+];
 
 const CASES: &[Case] = &[
     Case {
@@ -227,6 +236,8 @@ const CASES: &[Case] = &[
             "CustomResourceDefinition",
             "Deployment",
             "NetworkPolicy",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
         ],
@@ -257,6 +268,8 @@ const CASES: &[Case] = &[
             "CustomResourceDefinition",
             "Deployment",
             "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
         ],
@@ -282,6 +295,8 @@ const CASES: &[Case] = &[
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "Deployment",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -292,8 +307,25 @@ const CASES: &[Case] = &[
         name: "crds-off",
         values: &[],
         crds: false,
-        kinds: &["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"],
+        kinds: &["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"],
         check: |_| {},
+    },
+    Case {
+        name: "ha",
+        values: &["--set", "replicaCount=2", "--set", "leaderElection.leaseDurationSeconds=20"],
+        crds: true,
+        kinds: DEFAULT_KINDS,
+        check: |docs| {
+            let d = find(docs, "Deployment");
+            assert_eq!(d["spec"]["replicas"], 2);
+            assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate", "standbys make a rolling update safe");
+            let env = operator_env(docs);
+            assert_eq!(env["PINAK_OPERATOR_LEASE_DURATION_SECS"], "20");
+            assert!(env.contains_key("POD_NAMESPACE"), "POD_NAMESPACE turns leader election on");
+            let role = find(docs, "Role");
+            assert_eq!(rbac_triples(role), triples(LEASE_RBAC), "the Role grants exactly the Lease");
+            assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+        },
     },
     Case {
         name: "own-service-account-and-rbac",
@@ -373,6 +405,8 @@ const CASES: &[Case] = &[
             "Deployment",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -443,12 +477,13 @@ fn check_service_monitor(docs: &[Value]) {
     }
 }
 
-/// What holds for every rendering: the restricted pod security baseline, one operator at
-/// most and never two during a rollout, and every object in the release's namespace.
+/// What holds for every rendering: the restricted pod security baseline, leader election on
+/// (so replicas and rollouts never run two active operators), and every object in the
+/// release's namespace.
 fn check_every_case(docs: &[Value]) {
     let d = find(docs, "Deployment");
-    assert!(d["spec"]["replicas"].as_i64().is_some_and(|r| r <= 1), "at most one operator");
-    assert_eq!(d["spec"]["strategy"]["type"], "Recreate", "no old and new operator side by side");
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0, "a standby is up before a pod goes");
+    assert!(operator_env(docs).contains_key("POD_NAMESPACE"), "leader election is on in every rendering");
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
@@ -470,7 +505,7 @@ fn check_every_case(docs: &[Value]) {
 }
 
 #[test]
-fn lint_strict_passes_for_every_case_and_refuses_ha() {
+fn lint_strict_passes_for_every_case() {
     let chart = chart();
     for env in HELMS {
         for case in CASES {
@@ -479,9 +514,6 @@ fn lint_strict_passes_for_every_case_and_refuses_ha() {
             let out = helm(env, &args);
             assert!(out.status.success(), "{env} lint --strict, case {}:\n{}", case.name, all_output(&out));
         }
-        let out = helm(env, &["lint", "--strict", &chart, "--set", "replicaCount=2"]);
-        assert!(!out.status.success(), "{env} lint accepted replicaCount=2");
-        assert!(all_output(&out).contains(HA_REFUSED), "{env} lint, replicaCount=2:\n{}", all_output(&out));
     }
 }
 
@@ -506,24 +538,6 @@ fn template_matrix_renders_alike_with_helm_3_and_4_and_validates_for_kubernetes_
         files.push(file);
     }
     validate(&files);
-}
-
-#[test]
-fn ha_is_refused_by_the_schema_and_by_the_templates() {
-    for env in HELMS {
-        let chart = chart();
-        let out = helm(env, &template_args(&chart, &["--set", "replicaCount=2"]));
-        assert!(!out.status.success() && out.stdout.is_empty(), "{env} rendered replicaCount=2");
-        assert!(all_output(&out).contains(HA_REFUSED), "{env}:\n{}", all_output(&out));
-        // The schema can be skipped; two operators would still be unsafe, so the template fails.
-        let out = helm(env, &template_args(&chart, &["--set", "replicaCount=2", "--skip-schema-validation"]));
-        assert!(!out.status.success(), "{env} rendered replicaCount=2 without the schema");
-        assert!(
-            all_output(&out).contains("replicaCount must be 0 or 1: the operator has no leader election yet"),
-            "{env}:\n{}",
-            all_output(&out)
-        );
-    }
 }
 
 #[test]
@@ -921,7 +935,14 @@ fn check_operator_requests(sim: &Sim, all_paths: bool) {
     let requests: Vec<Value> = sim.requests().into_iter().filter(|r| r["user"] == user.as_str()).collect();
     assert!(!requests.is_empty(), "no request was made as {user}: did the operator use its ServiceAccount?");
     assert_no_refusals(sim);
-    let granted = rbac_triples(&sim.kubectl_json(&["get", "clusterrole", RELEASE]));
+    let mut granted = rbac_triples(&sim.kubectl_json(&["get", "clusterrole", RELEASE]));
+    granted.extend(rbac_triples(&sim.kubectl_json(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "role",
+        &format!("{RELEASE}-leader-election"),
+    ])));
     let used = used_by_operator(&requests);
     let beyond: Vec<_> = used.difference(&granted).collect();
     assert!(beyond.is_empty(), "the operator made calls its ClusterRole does not grant: {beyond:?}");
