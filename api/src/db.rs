@@ -24,6 +24,13 @@ pub fn connect_options(cfg: &Config) -> Result<PgConnectOptions, sqlx::Error> {
         .application_name("pinak-api"))
 }
 
+/// The `statement_timeout` of the API pool's connections: just below the request timeout
+/// (90% of it), so Postgres cancels a statement the API has already answered 503 for instead of
+/// running it on. The jobs pool has none: its statements are not bounded by a request.
+pub fn statement_timeout(cfg: &Config) -> Duration {
+    (cfg.request_timeout * 9 / 10).max(Duration::from_millis(1))
+}
+
 /// A lazy pool: the service starts (and answers liveness) while the database is down and
 /// connects when it comes back. Connections are not pinged before each use: a search takes
 /// three of them from the pool (revocation check, search, read log), and the pings cost as
@@ -35,7 +42,10 @@ pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(connect_options(cfg)?))
+        .connect_lazy_with(
+            connect_options(cfg)?
+                .options([("statement_timeout", format!("{}ms", statement_timeout(cfg).as_millis()).as_str())]),
+        ))
 }
 
 /// Standalone mode: create the schema and pgvector if missing, then apply `migrations/`.
@@ -48,6 +58,8 @@ pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
         .execute(&mut *conn)
         .await?;
     let result = async {
+        // Index builds may outlast a request; the pool's statement timeout is for requests.
+        sqlx::query("SET statement_timeout = 0").execute(&mut *conn).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
             .execute(&mut *conn)
             .await?;
@@ -65,6 +77,8 @@ pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
         .bind(format!("pinak-migrate:{schema}"))
         .execute(&mut *conn)
         .await?;
+    // Back to the connection's startup value before it returns to the pool.
+    sqlx::query("RESET statement_timeout").execute(&mut *conn).await?;
     result
 }
 

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::AppError;
 
@@ -25,10 +25,54 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 .map_err(|e| AppError::validation(&["body"], format!("JSON decode error: {e}"), "json_invalid"))?
         };
         reject_nul(&value)?;
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| AppError::validation(&["body"], e.to_string(), "value_error"))
+        deserialise(value, vec![json!("body")]).map(JsonBody)
     }
+}
+
+/// Deserialises a JSON value into `T`. A failure is a 422 whose `loc` extends `loc` with the
+/// path of the offending field (`["body", "steps", 1]`), a missing or unknown field is named,
+/// and a value that is not an object says "expected an object".
+pub fn deserialise<T: DeserializeOwned>(value: Value, mut loc: Vec<Value>) -> Result<T, AppError> {
+    let got = match &value {
+        Value::Object(_) => None,
+        Value::Null => Some("null"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Number(_) => Some("a number"),
+        Value::String(_) => Some("a string"),
+        Value::Array(_) => Some("an array"),
+    };
+    // Every body is an object; serde alone would read a struct from an array, positionally.
+    if let Some(got) = got {
+        let msg = format!("Input should be a JSON object: expected an object, got {got}");
+        return Err(AppError::unprocessable(json!([{ "loc": loc, "msg": msg, "type": "object_type" }])));
+    }
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => loc.push(json!(index)),
+                serde_path_to_error::Segment::Map { key } => loc.push(json!(key)),
+                serde_path_to_error::Segment::Enum { variant } => loc.push(json!(variant)),
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let msg = e.into_inner().to_string();
+        let named = |prefix: &str| msg.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+        let push_field = |loc: &mut Vec<Value>, field: String| {
+            if loc.last() != Some(&json!(field)) {
+                loc.push(json!(field));
+            }
+        };
+        let (msg, kind) = if let Some(field) = named("missing field `") {
+            push_field(&mut loc, field);
+            ("Field required".to_owned(), "missing")
+        } else if let Some(field) = named("unknown field `") {
+            push_field(&mut loc, field);
+            (format!("Extra inputs are not permitted: {msg}"), "extra_forbidden")
+        } else {
+            (msg, "value_error")
+        };
+        AppError::unprocessable(json!([{ "loc": loc, "msg": msg, "type": kind }]))
+    })
 }
 
 /// Postgres `text` and `jsonb` cannot hold U+0000, so a NUL in any string or key of a body

@@ -31,6 +31,24 @@ use crate::vector_path::{Paths, VectorPath};
 
 pub const DEFAULT_VECTOR_WEIGHT: f64 = 0.5;
 const MAX_LIKE_WORDS: usize = 8;
+/// Longest search query, in characters (422 beyond).
+pub const MAX_QUERY_CHARS: usize = 1000;
+/// Longest word of a search query, in characters (422 beyond): an unanchored `ILIKE` costs
+/// in proportion to the pattern's length times the text's.
+pub const MAX_QUERY_WORD_CHARS: usize = 100;
+
+/// Refuses a search query longer than `MAX_QUERY_CHARS` or with a word longer than
+/// `MAX_QUERY_WORD_CHARS`, before any statement runs.
+pub fn check_query(query: &str) -> Result<(), crate::error::AppError> {
+    let refuse = |msg: String| Err(crate::error::AppError::validation(&["query", "query"], msg, "string_too_long"));
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return refuse(format!("query should have at most {MAX_QUERY_CHARS} characters"));
+    }
+    if query.split_whitespace().any(|w| w.chars().count() > MAX_QUERY_WORD_CHARS) {
+        return refuse(format!("each word of query should have at most {MAX_QUERY_WORD_CHARS} characters"));
+    }
+    Ok(())
+}
 
 /// A ranked hit: the row (with `type` and `score` added) and its id.
 #[derive(Clone, Debug)]

@@ -27,7 +27,8 @@ async fn access_log_records_reads_and_writes_with_truncated_queries() {
     let api = TestApi::start().await;
     let w = Token::new("t", "p").sign();
     api.post(&w, "/add", json!({"content": "x"})).await;
-    let long = "q".repeat(400);
+    // 400 characters in words of 3 (a word may hold at most 100).
+    let long = "qq ".repeat(133) + "q";
     api.get(&w, &format!("/search?query={long}")).await;
     let (_, rows) = api.get(&w, "/access/list").await;
     let rows = rows.as_array().unwrap();

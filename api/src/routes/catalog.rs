@@ -145,15 +145,15 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             post(memory::add_event),
         ),
         (
-            op!("get" "/api/v1/memory/search", "Hybrid search across layers", Read, q: &[("query", "string", true, ""), ("k", "integer", false, "1..100, default 5")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/search", "Hybrid search across layers", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("k", "integer", false, "1..100, default 5")], b: Body::None, ok: 200, e: &[422]),
             get(memory::search),
         ),
         (
-            op!("get" "/api/v1/memory/retrieve_context", "Hybrid search grouped by layer", Read, q: &[("query", "string", true, ""), ("limit", "integer", false, "1..100, default 20")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/retrieve_context", "Hybrid search grouped by layer", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 20")], b: Body::None, ok: 200, e: &[422]),
             get(memory::retrieve_context),
         ),
         (
-            op!("get" "/api/v1/memory/rag/search", "Literal word match on rag snippets", Read, q: &[("query", "string", true, ""), ("limit", "integer", false, "1..100, default 10")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/rag/search", "Literal word match on rag snippets", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 10")], b: Body::None, ok: 200, e: &[422]),
             get(memory::rag_search),
         ),
         (
@@ -181,7 +181,7 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             get(registry::list_access),
         ),
         (
-            op!("post" "/api/v1/memory/client/register", "Register a client (trusted/blocked need role admin)", Write, q: &[], b: Body::Fields(&[("client_id", "string", true, ""), ("client_name", "string", false, ""), ("parent_client_id", "string", false, ""), ("status", "string", false, "default registered"), ("metadata", "object", false, "")]), ok: 201, e: &[403, 422]),
+            op!("post" "/api/v1/memory/client/register", "Register a client (trusted/blocked need role admin)", Write, q: &[], b: Body::Fields(&[("client_id", "string", true, ""), ("client_name", "string", false, ""), ("parent_client_id", "string", false, "a parent holds at most 100 children"), ("status", "string", false, "default registered"), ("metadata", "object", false, "")]), ok: 201, e: &[403, 422]),
             post(registry::register_client),
         ),
         (

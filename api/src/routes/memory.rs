@@ -15,7 +15,7 @@ use crate::actor::Actor;
 use crate::auth::Principal;
 use crate::clients;
 use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, QueryParams, check_range};
+use crate::extract::{JsonBody, QueryParams, check_range, deserialise};
 use crate::layers::Layer;
 use crate::permissions::Perm;
 use crate::records;
@@ -44,8 +44,13 @@ fn respond(outcome: Outcome, shape: impl FnOnce(&Value) -> Value) -> Response {
     }
 }
 
+/// Unknown fields are refused, as the layer schema's `additionalProperties: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddSemantic {
+    /// Declared by every layer schema; accepted and not stored.
+    #[serde(rename = "schema_version")]
+    _schema_version: Option<String>,
     content: String,
     tags: Option<Vec<String>>,
 }
@@ -71,8 +76,13 @@ pub async fn add_semantic(
     }))
 }
 
+/// Unknown fields are refused, as the layer schema's `additionalProperties: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddEpisodic {
+    /// Declared by every layer schema; accepted and not stored.
+    #[serde(rename = "schema_version")]
+    _schema_version: Option<String>,
     content: String,
     #[serde(default)]
     salience: i64,
@@ -80,6 +90,12 @@ pub struct AddEpisodic {
     plan: Option<Vec<String>>,
     outcome: Option<String>,
     tool_logs: Option<Vec<Map<String, Value>>>,
+    /// Declared by the episodic schema; accepted and not stored (episodes have no tags).
+    #[serde(rename = "tags")]
+    _tags: Option<Vec<String>>,
+    /// Sent by v1 clients (the prototype's episodic model had it); accepted and ignored.
+    #[serde(rename = "embedding_id")]
+    _embedding_id: Option<Value>,
 }
 
 impl AddEpisodic {
@@ -105,8 +121,13 @@ pub async fn add_episodic(
     Ok(respond(out, |r| pick(r, &["id", "goal", "agent_id", "client_id", "client_name"])))
 }
 
+/// Unknown fields are refused, as the layer schema's `additionalProperties: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddProcedural {
+    /// Declared by every layer schema; accepted and not stored.
+    #[serde(rename = "schema_version")]
+    _schema_version: Option<String>,
     skill_name: String,
     steps: Vec<String>,
     description: Option<String>,
@@ -136,8 +157,13 @@ pub async fn add_procedural(
     Ok(respond(out, |r| pick(r, &["id", "skill_name"])))
 }
 
+/// Unknown fields are refused, as the layer schema's `additionalProperties: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddRag {
+    /// Declared by every layer schema; accepted and not stored.
+    #[serde(rename = "schema_version")]
+    _schema_version: Option<String>,
     query: String,
     external_source: String,
     content: String,
@@ -168,13 +194,15 @@ pub struct AddBatch {
     items: Vec<Value>,
 }
 
-/// One batch item, parsed exactly as the body of that layer's add route.
-fn batch_item(layer: Layer, item: Value) -> Result<Value, serde_json::Error> {
+/// One batch item, parsed exactly as the body of that layer's add route; an error's `loc`
+/// is `["body", "items", i, <field>...]`.
+fn batch_item(layer: Layer, i: usize, item: Value) -> Result<Value, AppError> {
+    let loc = vec![json!("body"), json!("items"), json!(i)];
     Ok(match layer {
-        Layer::Semantic => serde_json::from_value::<AddSemantic>(item)?.into_payload(),
-        Layer::Episodic => serde_json::from_value::<AddEpisodic>(item)?.into_payload(),
-        Layer::Procedural => serde_json::from_value::<AddProcedural>(item)?.into_payload(),
-        _ => serde_json::from_value::<AddRag>(item)?.into_payload(),
+        Layer::Semantic => deserialise::<AddSemantic>(item, loc)?.into_payload(),
+        Layer::Episodic => deserialise::<AddEpisodic>(item, loc)?.into_payload(),
+        Layer::Procedural => deserialise::<AddProcedural>(item, loc)?.into_payload(),
+        _ => deserialise::<AddRag>(item, loc)?.into_payload(),
     })
 }
 
@@ -203,12 +231,7 @@ pub async fn add_batch(
     }
     let mut payloads = Vec::with_capacity(b.items.len());
     for (i, item) in b.items.into_iter().enumerate() {
-        let payload = batch_item(layer, item).map_err(|e| {
-            AppError::unprocessable(
-                json!([{ "loc": ["body", "items", i], "msg": e.to_string(), "type": "value_error" }]),
-            )
-        })?;
-        payloads.push(payload);
+        payloads.push(batch_item(layer, i, item)?);
     }
     p.require(Perm::Write(layer))?;
     let (status, rows, key) = match write::add_documents(&state, &p, layer, payloads).await? {
@@ -260,8 +283,13 @@ fn nonempty(loc: &str, s: &str, max_chars: usize) -> AppResult<()> {
     }
 }
 
+/// Unknown fields are refused, as the layer schema's `additionalProperties: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddWorking {
+    /// Declared by every layer schema; accepted and not stored.
+    #[serde(rename = "schema_version")]
+    _schema_version: Option<String>,
     content: String,
     session_id: Option<String>,
     key: Option<String>,
@@ -427,6 +455,7 @@ pub async fn search(
     QueryParams(q): QueryParams<SearchQuery>,
 ) -> AppResult<Json<Vec<Value>>> {
     let k = check_range("k", q.k, 1, 100)?;
+    search::check_query(&q.query)?;
     p.require(Perm::Search)?;
     let hits = search::hybrid(&state, &p.scope, &q.query, k, DEFAULT_VECTOR_WEIGHT).await?;
     log_read(&state, &p, "search_memory", &q.query, hits.len()).await?;
@@ -473,6 +502,7 @@ pub async fn retrieve_context(
     QueryParams(q): QueryParams<ContextQuery>,
 ) -> AppResult<Json<Value>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
+    search::check_query(&q.query)?;
     p.require(Perm::Search)?;
     {
         let mut tx = state.pool.begin().await?;
@@ -506,6 +536,7 @@ pub async fn rag_search(
     QueryParams(q): QueryParams<RagSearchQuery>,
 ) -> AppResult<Json<Vec<Value>>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
+    search::check_query(&q.query)?;
     p.require(Perm::Search)?;
     let mut conn = state.pool.acquire().await?;
     let rows = search::rag_like(&mut conn, &p.scope, &q.query, limit).await?;

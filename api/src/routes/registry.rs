@@ -159,6 +159,9 @@ pub async fn register_client(
     }
     clients::check_registration(&p, &b.client_id, b.parent_client_id.as_deref())?;
     let mut tx = state.pool.begin().await?;
+    if let Some(parent) = &b.parent_client_id {
+        check_child_cap(&mut tx, &p, parent, &b.client_id).await?;
+    }
     let existing = clients::status_of(&mut tx, &p.scope, &b.client_id).await?;
     let status = match existing.as_deref() {
         Some(s) if clients::is_privileged_status(s) && !p.is_admin() => s.to_owned(),
@@ -196,6 +199,40 @@ pub async fn register_client(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
+/// Most children one parent client may have registered under it (422 beyond); it also bounds
+/// the children a `/client/summary` lists.
+pub const MAX_CHILDREN_PER_PARENT: i64 = 100;
+
+/// Refuses registering `client_id` under `parent` when the parent already has
+/// `MAX_CHILDREN_PER_PARENT` other children. Registrations under one parent are serialised by a
+/// transaction lock, so concurrent ones cannot overshoot.
+async fn check_child_cap(tx: &mut sqlx::PgConnection, p: &Principal, parent: &str, client_id: &str) -> AppResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pinak-children:' || $1 || ':' || $2 || ':' || $3))")
+        .bind(&p.scope.tenant)
+        .bind(&p.scope.project)
+        .bind(parent)
+        .execute(&mut *tx)
+        .await?;
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM clients_registry
+         WHERE tenant = $1 AND project_id = $2 AND parent_client_id = $3 AND client_id <> $4",
+    )
+    .bind(&p.scope.tenant)
+    .bind(&p.scope.project)
+    .bind(parent)
+    .bind(client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if others >= MAX_CHILDREN_PER_PARENT {
+        return Err(AppError::validation(
+            &["body", "parent_client_id"],
+            format!("client {parent} already has {MAX_CHILDREN_PER_PARENT} children, the most a parent may have"),
+            "too_many_children",
+        ));
+    }
+    Ok(())
+}
+
 /// Clients, most recently seen first (`last_seen` is set by every upsert; `created_at`
 /// stands in should it be missing), keyed by `client_id` for the cursor.
 pub async fn list_clients(
@@ -231,28 +268,42 @@ fn yes() -> bool {
     true
 }
 
-/// Per-layer counts and last writes of one client, with open issues and pending proposals.
-async fn client_stats(state: &AppState, p: &Principal, client_id: &str) -> AppResult<Value> {
-    let stats: Value = sqlx::query_scalar(
-        "WITH c AS (
-            SELECT 'semantic' AS layer, count(*) AS n, max(coalesce(updated_at, created_at)) AS last FROM memories_semantic WHERE tenant=$1 AND project_id=$2 AND client_id=$3
-            UNION ALL SELECT 'episodic', count(*), max(coalesce(updated_at, created_at)) FROM memories_episodic WHERE tenant=$1 AND project_id=$2 AND client_id=$3
-            UNION ALL SELECT 'procedural', count(*), max(coalesce(updated_at, created_at)) FROM memories_procedural WHERE tenant=$1 AND project_id=$2 AND client_id=$3
-            UNION ALL SELECT 'rag', count(*), max(coalesce(updated_at, created_at)) FROM memories_rag WHERE tenant=$1 AND project_id=$2 AND client_id=$3
-            UNION ALL SELECT 'working', count(*), max(updated_at) FROM working_memory WHERE tenant=$1 AND project_id=$2 AND client_id=$3)
-         SELECT jsonb_build_object(
-            'counts', (SELECT jsonb_object_agg(layer, n) FROM c),
-            'last_write', (SELECT jsonb_object_agg(layer, last) FROM c),
-            'total', (SELECT sum(n) FROM c),
-            'open_issues', (SELECT count(*) FROM logs_client_issues WHERE tenant=$1 AND project_id=$2 AND client_id=$3 AND status='open'),
-            'pending_quarantine', (SELECT count(*) FROM memory_quarantine WHERE tenant=$1 AND project_id=$2 AND client_id=$3 AND status='pending'))",
+/// Per-layer counts and last writes of each of `client_ids`, with open issues and pending
+/// proposals, in one grouped statement (a summary with children costs one round trip, not one
+/// per child). Every id gets an entry, with zero counts when it wrote nothing.
+async fn client_stats(
+    state: &AppState,
+    p: &Principal,
+    client_ids: &[String],
+) -> AppResult<std::collections::HashMap<String, Value>> {
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "WITH ids AS (SELECT DISTINCT unnest($3::text[]) AS client_id),
+         agg AS (
+            SELECT 'semantic' AS layer, client_id, count(*) AS n, max(coalesce(updated_at, created_at)) AS last FROM memories_semantic WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) GROUP BY client_id
+            UNION ALL SELECT 'episodic', client_id, count(*), max(coalesce(updated_at, created_at)) FROM memories_episodic WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) GROUP BY client_id
+            UNION ALL SELECT 'procedural', client_id, count(*), max(coalesce(updated_at, created_at)) FROM memories_procedural WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) GROUP BY client_id
+            UNION ALL SELECT 'rag', client_id, count(*), max(coalesce(updated_at, created_at)) FROM memories_rag WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) GROUP BY client_id
+            UNION ALL SELECT 'working', client_id, count(*), max(updated_at) FROM working_memory WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) GROUP BY client_id),
+         c AS (
+            SELECT i.client_id, l.layer, coalesce(a.n, 0) AS n, a.last
+            FROM ids i CROSS JOIN (VALUES ('semantic'), ('episodic'), ('procedural'), ('rag'), ('working')) AS l(layer)
+            LEFT JOIN agg a ON a.client_id = i.client_id AND a.layer = l.layer),
+         iss AS (SELECT client_id, count(*) AS n FROM logs_client_issues WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) AND status='open' GROUP BY client_id),
+         qua AS (SELECT client_id, count(*) AS n FROM memory_quarantine WHERE tenant=$1 AND project_id=$2 AND client_id = ANY($3) AND status='pending' GROUP BY client_id)
+         SELECT i.client_id, jsonb_build_object(
+            'counts', (SELECT jsonb_object_agg(layer, n) FROM c WHERE c.client_id = i.client_id),
+            'last_write', (SELECT jsonb_object_agg(layer, last) FROM c WHERE c.client_id = i.client_id),
+            'total', (SELECT sum(n) FROM c WHERE c.client_id = i.client_id),
+            'open_issues', coalesce((SELECT n FROM iss WHERE iss.client_id = i.client_id), 0),
+            'pending_quarantine', coalesce((SELECT n FROM qua WHERE qua.client_id = i.client_id), 0))
+         FROM ids i",
     )
     .bind(&p.scope.tenant)
     .bind(&p.scope.project)
-    .bind(client_id)
-    .fetch_one(&state.pool)
+    .bind(client_ids)
+    .fetch_all(&state.pool)
     .await?;
-    Ok(stats)
+    Ok(rows.into_iter().collect())
 }
 
 fn add_stats(total: &mut Value, s: &Value) {
@@ -286,27 +337,36 @@ pub async fn client_summary(
     .fetch_optional(&state.pool)
     .await?;
     let reg = reg.unwrap_or(json!({}));
-    let summary = client_stats(&state, &p, &client_id).await?;
-    let mut combined = json!({ "counts": {}, "last_write": {}, "total": 0, "open_issues": 0, "pending_quarantine": 0 });
-    add_stats(&mut combined, &summary);
-    let mut children = Vec::new();
-    if q.include_children {
-        let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND parent_client_id=$3 ORDER BY client_id")))
+    let child_rows: Vec<Value> = if q.include_children {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_JSON} FROM clients_registry c WHERE tenant=$1 AND project_id=$2 AND parent_client_id=$3 ORDER BY client_id LIMIT $4")))
             .bind(&p.scope.tenant)
             .bind(&p.scope.project)
             .bind(&client_id)
+            .bind(MAX_CHILDREN_PER_PARENT)
             .fetch_all(&state.pool)
-            .await?;
-        for child in rows {
-            let cid = child["client_id"].as_str().unwrap_or_default().to_owned();
-            let stats = client_stats(&state, &p, &cid).await?;
-            add_stats(&mut combined, &stats);
-            let mut entry = json!({ "client_id": cid, "client_name": child["client_name"], "status": child["status"], "parent_client_id": child["parent_client_id"], "last_seen": child["last_seen"] });
-            for (k, v) in stats.as_object().into_iter().flatten() {
-                entry[k] = v.clone();
-            }
-            children.push(entry);
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut ids = vec![client_id.clone()];
+    ids.extend(child_rows.iter().map(|c| c["client_id"].as_str().unwrap_or_default().to_owned()));
+    let mut stats = client_stats(&state, &p, &ids).await?;
+    let summary = stats.remove(&client_id).unwrap_or_else(|| json!({}));
+    let mut combined = json!({ "counts": {}, "last_write": {}, "total": 0, "open_issues": 0, "pending_quarantine": 0 });
+    add_stats(&mut combined, &summary);
+    let mut children = Vec::with_capacity(child_rows.len());
+    for (child, cid) in child_rows.iter().zip(&ids[1..]) {
+        // A child that is also the parent itself (a self-loop) is counted once.
+        let child_stats =
+            if *cid == client_id { summary.clone() } else { stats.remove(cid).unwrap_or_else(|| json!({})) };
+        if *cid != client_id {
+            add_stats(&mut combined, &child_stats);
         }
+        let mut entry = json!({ "client_id": cid, "client_name": child["client_name"], "status": child["status"], "parent_client_id": child["parent_client_id"], "last_seen": child["last_seen"] });
+        for (k, v) in child_stats.as_object().into_iter().flatten() {
+            entry[k] = v.clone();
+        }
+        children.push(entry);
     }
     Ok(Json(json!({
         "client": { "client_id": client_id, "client_name": reg.get("client_name").cloned().or(p.client_name.clone().map(Value::from)),
