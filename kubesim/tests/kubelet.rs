@@ -638,3 +638,31 @@ async fn kube_clients_read_logs_and_finalizers_hold_a_stopped_pod() {
         .unwrap();
     assert!(get(&cluster, "pods", "cli", "talker").is_none(), "gone with its finalizer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_binary_under_a_mounted_over_directory_still_starts() {
+    // The binary lives under /tmp, and the pod mounts an emptyDir at /tmp (as read-only-root
+    // pods do): the exec must not look the binary up inside the container's mounts.
+    let dir = std::env::temp_dir().join(format!("kubesim-hidden-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("sh");
+    std::fs::copy("/bin/sh", &bin).unwrap();
+    let sim = Sim::start_with(vec![("hidden".into(), bin)]).await;
+    let cluster = sim.running.cluster.clone();
+    namespace(&cluster, "tmp");
+    let pod = json!({
+        "metadata": {"name": "under-tmp"},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+            "containers": [{"name": "main", "image": "hidden", "args": ["-c", "test -d /tmp && ! test -e /tmp/kubesim-hidden-* && exit 0; exit 9"],
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+            "volumes": [{"name": "tmp", "emptyDir": {}}]},
+    });
+    create(&cluster, "pods", Some("tmp"), pod);
+    let done = until(10, "the pod to finish", || {
+        let pod = get(&cluster, "pods", "tmp", "under-tmp");
+        async move { pod.filter(|p| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))) }
+    })
+    .await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{}", done["status"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

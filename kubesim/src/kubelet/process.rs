@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -68,8 +69,15 @@ pub fn spawn(l: &Launch) -> Result<Child, SpawnError> {
     let mounts = prepare_mounts(l.mounts).map_err(SpawnError::Create)?;
     let hostname = CString::new(l.hostname).map_err(|_| SpawnError::Create("hostname contains NUL".into()))?;
     let parent = std::process::id();
-    let mut cmd = Command::new(l.program);
-    cmd.args(l.args)
+    // The binary is opened here and run as /proc/self/fd/N: a volume mounted over the
+    // directory it lives in (an emptyDir at /tmp, say) would otherwise hide it from the exec
+    // that follows the mounts.
+    let binary = std::fs::File::open(l.program)
+        .map_err(|e| SpawnError::Start(format!("failed to start {}: {e}", l.program.display())))?;
+    let binary_fd = binary.as_raw_fd();
+    let mut cmd = Command::new(format!("/proc/self/fd/{binary_fd}"));
+    cmd.arg0(l.program)
+        .args(l.args)
         .env_clear()
         .envs(host_defaults(l.env))
         .envs(l.env.iter().map(|(k, v)| (k, v)))
@@ -83,13 +91,19 @@ pub fn spawn(l: &Launch) -> Result<Child, SpawnError> {
     // system calls on data prepared before the fork (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
+            // Kept open across the exec: a script's interpreter reads the script through it.
+            if libc::fcntl(binary_fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if isolated {
                 isolate(&mounts, &hostname)?;
             }
             die_with_parent(parent)
         });
     }
-    cmd.spawn().map_err(|e| {
+    let spawned = cmd.spawn();
+    drop(binary);
+    spawned.map_err(|e| {
         let hint = if isolated && e.raw_os_error() == Some(libc::EPERM) {
             " (the container's mount namespace and bind mounts need CAP_SYS_ADMIN)"
         } else {
