@@ -642,7 +642,9 @@ async fn kube_clients_read_logs_and_finalizers_hold_a_stopped_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_binary_under_a_mounted_over_directory_still_starts() {
     // The binary lives under /tmp, and the pod mounts an emptyDir at /tmp (as read-only-root
-    // pods do): the exec must not look the binary up inside the container's mounts.
+    // pods do): the exec must not look the binary up inside the container's mounts. The
+    // test's state directory is under /tmp too, so the Secret volume's source is hidden once
+    // /tmp is mounted over: it must be bound by descriptor, not by path.
     let dir = std::env::temp_dir().join(format!("kubesim-hidden-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("sh");
@@ -650,12 +652,14 @@ async fn an_image_binary_under_a_mounted_over_directory_still_starts() {
     let sim = Sim::start_with(vec![("hidden".into(), bin)]).await;
     let cluster = sim.running.cluster.clone();
     namespace(&cluster, "tmp");
+    let secret = json!({"metadata": {"name": "keys"}, "stringData": {"k1.pem": "key"}});
+    create(&cluster, "secrets", Some("tmp"), secret);
     let pod = json!({
         "metadata": {"name": "under-tmp"},
         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
-            "containers": [{"name": "main", "image": "hidden", "args": ["-c", "test -d /tmp && ! test -e /tmp/kubesim-hidden-* && exit 0; exit 9"],
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
-            "volumes": [{"name": "tmp", "emptyDir": {}}]},
+            "containers": [{"name": "main", "image": "hidden", "args": ["-c", "test -d /tmp && ! test -e /tmp/kubesim-hidden-* && test \"$(cat /etc/keys/k1.pem)\" = key && exit 0; exit 9"],
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "keys", "mountPath": "/etc/keys", "readOnly": true}]}],
+            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "keys", "secret": {"secretName": "keys"}}]},
     });
     create(&cluster, "pods", Some("tmp"), pod);
     let done = until(10, "the pod to finish", || {

@@ -66,7 +66,7 @@ pub fn spawn(l: &Launch) -> Result<Child, SpawnError> {
         .open(l.log)
         .map_err(|e| create(&format!("opening log {}", l.log.display()), e))?;
     let log_err = log.try_clone().map_err(|e| create(&format!("opening log {}", l.log.display()), e))?;
-    let mounts = prepare_mounts(l.mounts).map_err(SpawnError::Create)?;
+    let mut mounts = prepare_mounts(l.mounts).map_err(SpawnError::Create)?;
     let hostname = CString::new(l.hostname).map_err(|_| SpawnError::Create("hostname contains NUL".into()))?;
     let parent = std::process::id();
     // The binary is opened here and run as /proc/self/fd/N: a volume mounted over the
@@ -96,7 +96,7 @@ pub fn spawn(l: &Launch) -> Result<Child, SpawnError> {
                 return Err(std::io::Error::last_os_error());
             }
             if isolated {
-                isolate(&mounts, &hostname)?;
+                isolate(&mut mounts, &hostname)?;
             }
             die_with_parent(parent)
         });
@@ -129,6 +129,10 @@ struct PreparedMount {
     source: CString,
     target: CString,
     read_only: bool,
+    /// `/proc/self/fd/N` of `source`, opened in the child's namespace before any mount: volume
+    /// sources live in kubesim's state directory, which an earlier mount (an emptyDir at /tmp,
+    /// when the state directory is under /tmp) may hide. Filled in the child, hence no String.
+    by_fd: [u8; 32],
 }
 
 /// Creates missing mount points (a directory, or an empty file for a file source), orders the
@@ -151,7 +155,12 @@ fn prepare_mounts(mounts: &[Mount]) -> Result<Vec<PreparedMount>, String> {
         }
         let c =
             |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("path {} contains NUL", p.display()));
-        out.push(PreparedMount { source: c(&m.source)?, target: c(&m.target)?, read_only: m.read_only });
+        out.push(PreparedMount {
+            source: c(&m.source)?,
+            target: c(&m.target)?,
+            read_only: m.read_only,
+            by_fd: [0; 32],
+        });
     }
     Ok(out)
 }
@@ -167,7 +176,7 @@ fn mount_point(earlier: &[&Mount], target: &Path) -> PathBuf {
 }
 
 /// In the child: a private mount and UTS namespace, the volumes bound onto their mountPaths.
-fn isolate(mounts: &[PreparedMount], hostname: &CString) -> std::io::Result<()> {
+fn isolate(mounts: &mut [PreparedMount], hostname: &CString) -> std::io::Result<()> {
     let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
     // SAFETY: plain system calls on valid NUL-terminated strings that outlive the calls.
     unsafe {
@@ -180,17 +189,48 @@ fn isolate(mounts: &[PreparedMount], hostname: &CString) -> std::io::Result<()> 
             libc::MS_REC | libc::MS_PRIVATE,
             std::ptr::null(),
         ))?;
-        for m in mounts {
+        // Every source is opened before the first mount, in this namespace (a bind from a
+        // descriptor of the parent's namespace would be refused).
+        for m in mounts.iter_mut() {
+            let fd = libc::open(m.source.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            fd_path(&mut m.by_fd, fd);
+        }
+        for m in mounts.iter() {
+            let source = m.by_fd.as_ptr().cast::<libc::c_char>();
             let flags = libc::MS_BIND | libc::MS_REC;
-            check(libc::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()))?;
+            check(libc::mount(source, m.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()))?;
             if m.read_only {
                 let ro = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-                check(libc::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), ro, std::ptr::null()))?;
+                check(libc::mount(source, m.target.as_ptr(), std::ptr::null(), ro, std::ptr::null()))?;
             }
         }
         check(libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()))?;
     }
     Ok(())
+}
+
+/// Writes `/proc/self/fd/<fd>` and a NUL into `buf`, without allocating (this runs between
+/// fork and exec).
+fn fd_path(buf: &mut [u8; 32], fd: libc::c_int) {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
 }
 
 /// No container outlives kubesim: SIGKILL when the thread that forked it goes away.
@@ -276,6 +316,19 @@ pub async fn exec_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptor_paths_are_written_without_allocation() {
+        let text = |fd| {
+            let mut buf = [0xffu8; 32];
+            fd_path(&mut buf, fd);
+            std::ffi::CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
+        };
+        assert_eq!(text(0), "/proc/self/fd/0");
+        assert_eq!(text(7), "/proc/self/fd/7");
+        assert_eq!(text(1234567), "/proc/self/fd/1234567");
+        assert_eq!(text(i32::MAX), "/proc/self/fd/2147483647");
+    }
 
     #[test]
     fn nested_mount_points_are_made_inside_the_outer_volume() {
