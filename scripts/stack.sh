@@ -504,6 +504,27 @@ pg_initdb() {
   fi
 }
 
+# The clusters trust local logins, except for the roles whose passwords matter: the operator's
+# store roles (ms_*) and the credential tests' roles (pinakcred_*) must present the right
+# password, so rotation and the SCRAM verifiers the operator writes are really checked.
+PG_HBA_MARKER="# pinak: password logins for store roles (scripts/stack.sh)"
+pg_require_passwords() { # prints "changed" when it edited pg_hba.conf
+  local hba tmp
+  hba="$(pg_data)/pg_hba.conf"
+  grep -qF "$PG_HBA_MARKER" "$hba" && return 0
+  tmp=$(mktemp)
+  {
+    echo "$PG_HBA_MARKER"
+    echo "host all /^(ms_|pinakcred_) 127.0.0.1/32 scram-sha-256"
+    echo "host all /^(ms_|pinakcred_) ::1/128 scram-sha-256"
+    echo
+    cat "$hba"
+  } >"$tmp"
+  cat "$tmp" >"$hba" # keeps the file's owner and mode
+  rm -f "$tmp"
+  echo changed
+}
+
 pg_start_server() {
   local name=$1 port=$2 data log sock opts
   data=$(pg_data)
@@ -558,6 +579,9 @@ pg_start_locked() {
   if pg_running; then
     port=$(pg_running_port)
     if [[ -n $port ]] && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t 10; then
+      if [[ $(pg_require_passwords) == changed ]]; then
+        as_pg "$PG_BIN/pg_ctl" reload -D "$(pg_data)" >/dev/null 2>&1 || die "pg_ctl reload failed for PostgreSQL '$name'"
+      fi
       pg_prepare_db "$port" "$name"
       pg_url_for "$port"
       return 0
@@ -567,6 +591,7 @@ pg_start_locked() {
 
   pg_clear_stale_pid "$name"
   pg_initdb
+  pg_require_passwords >/dev/null
   port=$(pg_choose_port)
   pg_start_server "$name" "$port"
   pg_prepare_db "$port" "$name"

@@ -24,6 +24,10 @@ pub enum EmbeddingBackend {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
+    /// `PINAK_DATABASE_USERNAME_FILE` / `PINAK_DATABASE_PASSWORD_FILE`: files whose content
+    /// overrides the user / password of the URL, re-read while running (api/src/credentials.rs).
+    pub database_username_file: Option<PathBuf>,
+    pub database_password_file: Option<PathBuf>,
     pub db_schema: String,
     pub migrate: bool,
     pub db_pool_size: u32,
@@ -128,6 +132,8 @@ impl Config {
         }
         Ok(Config {
             database_url,
+            database_username_file: get("PINAK_DATABASE_USERNAME_FILE").map(PathBuf::from),
+            database_password_file: get("PINAK_DATABASE_PASSWORD_FILE").map(PathBuf::from),
             db_schema,
             migrate: parse_bool(&get, "PINAK_MIGRATE", true)?,
             db_pool_size: parse_num(&get, "PINAK_DB_POOL_SIZE", 8)?,

@@ -8,13 +8,16 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::Config;
+use crate::credentials::{Credentials, DbCredentials};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Session settings of every connection. The HNSW ones serve search.rs: set once per
-/// connection instead of per query, so a search stays one round trip.
-pub fn connect_options(cfg: &Config) -> Result<PgConnectOptions, sqlx::Error> {
-    Ok(PgConnectOptions::from_str(&cfg.database_url)?
+/// Options of every pool: the URL with the credential files' user and password
+/// (api/src/credentials.rs), and the session settings of every connection. The HNSW ones serve
+/// search.rs: set once per connection instead of per query, so a search stays one round trip.
+pub fn connect_options(cfg: &Config, credentials: &Credentials) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(credentials
+        .apply(PgConnectOptions::from_str(&cfg.database_url)?)
         .options([
             ("search_path", format!("\"{}\",public", cfg.db_schema).as_str()),
             ("timezone", "UTC"),
@@ -36,16 +39,19 @@ pub fn statement_timeout(cfg: &Config) -> Duration {
 /// three of them from the pool (revocation check, search, read log), and the pings cost as
 /// much Postgres CPU as those statements' own round trips. A connection the database dropped
 /// fails its next statement instead, is discarded, and the pool opens a fresh one.
-pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
+/// `credentials` keeps the pool on the credential files' values while they change.
+pub fn pool(cfg: &Config, credentials: &DbCredentials) -> Result<PgPool, sqlx::Error> {
+    let pool = PgPoolOptions::new()
         .max_connections(cfg.db_pool_size)
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(
-            connect_options(cfg)?
+            connect_options(cfg, &credentials.current())?
                 .options([("statement_timeout", format!("{}ms", statement_timeout(cfg).as_millis()).as_str())]),
-        ))
+        );
+    credentials.track(&pool);
+    Ok(pool)
 }
 
 /// Standalone mode: create the schema and pgvector if missing, then apply `migrations/`.

@@ -1,7 +1,7 @@
 //! `AppError`: every failure a handler can return, mapped to the contract's status and
 //! `{"detail": …}` body. Caller mistakes are 4xx (including values too large for Postgres to
-//! store or index: 413); an unreachable database is 503; anything else is a logged 500 with
-//! no internals in the body.
+//! store or index: 413); an unreachable database, or one refusing our login, is 503; anything
+//! else is a logged 500 with no internals in the body.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -47,15 +47,26 @@ impl AppError {
 }
 
 /// Errors that mean "the database is not there right now" rather than "this query is wrong".
+/// A refused login is one of them: the credentials are rotated outside the API (a Secret, an
+/// `ALTER ROLE ... PASSWORD`), and the service recovers once they match again.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions
             db.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03")
+                || is_login_rejected(e)
         }
         _ => false,
     }
+}
+
+/// Postgres refused to open a session: 28P01 invalid_password (wrong password), 28000
+/// invalid_authorization_specification (unknown role, `NOLOGIN`, no `pg_hba.conf` entry). sqlx
+/// returns the server's error as [`sqlx::Error::Database`] from the connect (and from a pool's
+/// acquire, which does not retry these).
+pub fn is_login_rejected(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")))
 }
 
 /// A value the caller sent is too large for Postgres to store or index: 54000
@@ -70,7 +81,13 @@ impl IntoResponse for AppError {
         let (code, detail) = match self {
             AppError::Status(code, detail) => (code, detail),
             AppError::Db(e) if is_unavailable(&e) => {
-                tracing::warn!(error = %e, "database unavailable");
+                if is_login_rejected(&e) {
+                    // Logged at error level once per change by the database watch (lib.rs), not
+                    // once per request.
+                    tracing::debug!(error = %e, "database unavailable: login rejected");
+                } else {
+                    tracing::warn!(error = %e, "database unavailable");
+                }
                 (StatusCode::SERVICE_UNAVAILABLE, json!("Database unavailable"))
             }
             AppError::Db(e) if is_too_large(&e) => {

@@ -38,6 +38,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::credentials::DbCredentials;
 use crate::layers::Layer;
 use crate::records::row_json;
 use crate::state::AppState;
@@ -70,13 +71,17 @@ pub fn worker_schema(store: &str) -> String {
 /// The worker's own small pool: same store `search_path` as the API pool, but separate, so
 /// jobs (and graphile's LISTEN connection) never take connections from requests, and an
 /// operator can tell them apart in `pg_stat_activity` (`application_name = pinak-jobs:<store>`).
-pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
-    let opts = crate::db::connect_options(cfg)?.application_name(&format!("pinak-jobs:{}", cfg.db_schema));
-    Ok(PgPoolOptions::new()
+/// Like the API pool, it follows the credential files (`credentials`).
+pub fn pool(cfg: &Config, credentials: &DbCredentials) -> Result<PgPool, sqlx::Error> {
+    let opts = crate::db::connect_options(cfg, &credentials.current())?
+        .application_name(&format!("pinak-jobs:{}", cfg.db_schema));
+    let pool = PgPoolOptions::new()
         .max_connections(cfg.jobs_concurrency as u32 + 4)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(opts))
+        .connect_lazy_with(opts);
+    credentials.track(&pool);
+    Ok(pool)
 }
 
 /// What the handlers get through graphile's extensions.
@@ -173,7 +178,7 @@ impl Jobs {
 /// Installs or upgrades the queue schema ([`worker_schema`]) by initialising a worker that is
 /// never run. Failures are logged only: the worker retries when it starts.
 pub async fn install(state: &AppState) {
-    let Ok(pool) = pool(&state.config) else { return };
+    let Ok(pool) = pool(&state.config, &state.credentials) else { return };
     let env = JobEnv { state: state.clone(), pool: pool.clone() };
     let (_stop, rx) = watch::channel(false);
     if let Err(e) = options(&env, rx).init().await {
@@ -186,7 +191,7 @@ pub async fn install(state: &AppState) {
 /// while the database is unreachable), enqueues one startup re-embed pass, then runs until
 /// [`Jobs::shutdown`].
 pub fn start(state: &AppState) -> Result<Jobs, sqlx::Error> {
-    let pool = pool(&state.config)?;
+    let pool = pool(&state.config, &state.credentials)?;
     let env = JobEnv { state: state.clone(), pool: pool.clone() };
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod embedding;
 pub mod error;
@@ -78,7 +79,9 @@ pub fn build_embedder(cfg: &Config) -> Result<Embedder, EmbeddingError> {
 /// Builds the state and runs migrations (standalone mode). The model loads on the blocking
 /// pool so a slow disk does not stall the runtime.
 pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
-    let pool = db::pool(&cfg)?;
+    // The credential files are read first: a missing or empty one is a configuration error.
+    let credentials = credentials::DbCredentials::start(&cfg)?;
+    let pool = db::pool(&cfg, &credentials)?;
     if cfg.migrate {
         db::migrate(&pool, &cfg.db_schema).await.map_err(|e| StartError::Migrate(e.to_string()))?;
     }
@@ -87,7 +90,7 @@ pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
         .await
         .map_err(|e| EmbeddingError::Load { path: "model".into(), reason: e.to_string() })??;
     let verifier = auth::TokenVerifier::from_config(&cfg).await;
-    let state = AppState::new(cfg, pool, embedder, verifier);
+    let state = AppState::new(cfg, pool, credentials, embedder, verifier);
     state.set_verification(Verification::Verifying);
     // A store must be reachable and migrated before we call ourselves ready.
     db::migration_version(&state.pool).await?;
@@ -100,15 +103,34 @@ pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
     Ok(state)
 }
 
-/// Watches the database so readiness turns false while it is gone and true when it returns.
+/// Watches the database so readiness turns false while it is gone (unreachable, or refusing the
+/// API's login) and true when it returns. A refused login needs someone to fix the credentials:
+/// it is logged at error level once, when it starts, and again only after the database was up.
 pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut login_rejected = false;
         loop {
             tick.tick().await;
             // Bounded: a connection that goes silent must not freeze the watch (and readiness).
             let ping = sqlx::query("SELECT 1").execute(&state.pool);
-            let up = matches!(tokio::time::timeout(Duration::from_secs(5), ping).await, Ok(Ok(_)));
+            let result = tokio::time::timeout(Duration::from_secs(5), ping).await;
+            let up = matches!(result, Ok(Ok(_)));
+            match &result {
+                Ok(Err(e)) if !login_rejected && error::is_login_rejected(e) => {
+                    login_rejected = true;
+                    tracing::error!(
+                        error = %e,
+                        "the database refuses the API's login (wrong user or password?); not ready, memory routes \
+                         answer 503 until it accepts the credentials again"
+                    );
+                }
+                Ok(Ok(_)) if login_rejected => {
+                    login_rejected = false;
+                    tracing::info!("the database accepts the API's login again");
+                }
+                _ => {}
+            }
             if up != state.db_up() {
                 tracing::warn!(database_up = up, "database availability changed");
                 state.set_db_up(up);

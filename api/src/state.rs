@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::auth::TokenVerifier;
 use crate::config::Config;
+use crate::credentials::DbCredentials;
 use crate::embedding::Embedder;
 use crate::schemas::LayerSchemas;
 use crate::vector_path::{PathCache, Rule};
@@ -47,6 +48,9 @@ impl Verification {
 pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
+    /// The credential files the pools follow (api/src/credentials.rs); their poller ends when
+    /// this state is dropped.
+    pub credentials: Arc<DbCredentials>,
     pub embedder: Embedder,
     pub verifier: TokenVerifier,
     pub schemas: LayerSchemas,
@@ -67,13 +71,20 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: PgPool, embedder: Embedder, verifier: TokenVerifier) -> Self {
+    pub fn new(
+        config: Config,
+        pool: PgPool,
+        credentials: Arc<DbCredentials>,
+        embedder: Embedder,
+        verifier: TokenVerifier,
+    ) -> Self {
         let rule = Rule { max_rows: config.exact_search_max_rows, max_fraction: config.exact_search_max_fraction };
         let vector_paths = PathCache::new(rule, config.scope_size_ttl);
         AppState(Arc::new(Inner {
             vector_paths,
             config,
             pool,
+            credentials,
             embedder,
             verifier,
             schemas: LayerSchemas::load(),
