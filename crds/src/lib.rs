@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -584,6 +584,24 @@ pub struct MemoryStoreStatus {
     /// Version of the pgvector extension in the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgvector_version: Option<String>,
+
+    /// The operator's last read of the store's values from Vault (stores with `spec.vault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultStatus>,
+}
+
+/// The operator's last read of a store's values from Vault.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultStatus {
+    /// When the values were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+
+    /// When the Vault token used for that read expires; absent for a token without a TTL.
+    /// The operator renews the token, or logs in again, before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expiry_time: Option<Time>,
 }
 
 /// The MemoryStore CRD as YAML, exactly as checked in at `crds/memorystore.yaml`.

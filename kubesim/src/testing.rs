@@ -133,3 +133,70 @@ pub async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
+
+/// The OpenBao dev server `scripts/test` starts, called over its HTTP API with the root token.
+pub struct OpenBao {
+    pub addr: String,
+    root: String,
+    http: reqwest::Client,
+}
+
+impl OpenBao {
+    pub fn from_env() -> Self {
+        let addr = std::env::var("PINAK_TEST_VAULT_ADDR")
+            .expect("PINAK_TEST_VAULT_ADDR is not set: run the suite with scripts/test");
+        let root = std::env::var("PINAK_TEST_VAULT_TOKEN").expect("PINAK_TEST_VAULT_TOKEN is not set");
+        OpenBao { addr, root, http: reqwest::Client::new() }
+    }
+
+    /// `method /v1/<path>` with `body`, as `token` (the root token when `None`).
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token.unwrap_or(&self.root));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("OpenBao answers");
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Like [`OpenBao::call`] as root, asserting success.
+    pub async fn ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let (code, answer) = self.call(method.clone(), path, None, body).await;
+        assert!(code < 300, "OpenBao {method} {path}: {code} {answer}");
+        answer
+    }
+
+    /// Enables the kubernetes auth method at `mount`, pointed at `sim`'s TokenReview with a
+    /// fresh service account `reviewer` in `ns` bound to `system:auth-delegator`, as a platform
+    /// team sets Vault up for a cluster.
+    pub async fn enable_kubernetes_auth(&self, sim: &Sim, ns: &str, mount: &str) {
+        use base64::Engine;
+        sim.kubectl_ok(&["-n", ns, "create", "serviceaccount", "reviewer"], None);
+        sim.kubectl_ok(
+            &[
+                "create",
+                "clusterrolebinding",
+                &format!("{ns}-reviewer"),
+                "--clusterrole=system:auth-delegator",
+                &format!("--serviceaccount={ns}:reviewer"),
+            ],
+            None,
+        );
+        let reviewer = sim.kubectl_ok(&["-n", ns, "create", "token", "reviewer"], None).trim().to_owned();
+        let kubeconfig: Value = serde_yaml::from_str(&std::fs::read_to_string(sim.kubeconfig()).unwrap()).unwrap();
+        let ca_b64 = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap();
+        let ca_pem = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(ca_b64).unwrap()).unwrap();
+        self.ok(reqwest::Method::POST, &format!("sys/auth/{mount}"), serde_json::json!({"type": "kubernetes"})).await;
+        let config = serde_json::json!({
+            "kubernetes_host": format!("https://{}", sim.running.address),
+            "kubernetes_ca_cert": ca_pem,
+            "token_reviewer_jwt": reviewer,
+            "disable_local_ca_jwt": true,
+        });
+        self.ok(reqwest::Method::POST, &format!("auth/{mount}/config"), config).await;
+    }
+}

@@ -1,11 +1,15 @@
 //! The operator's own configuration, from the environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Image of pinak-api when a store does not name one. The Helm chart sets
 /// `PINAK_OPERATOR_API_IMAGE` to the operator's own image (one image, two entrypoints).
 pub const DEFAULT_API_IMAGE: &str = concat!("pinak:", env!("CARGO_PKG_VERSION"));
+
+/// Where Kubernetes projects a pod's service-account token.
+pub const DEFAULT_SERVICE_ACCOUNT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OperatorConfig {
@@ -19,6 +23,9 @@ pub struct OperatorConfig {
     /// `PINAK_OPERATOR_RESYNC_SECS`: how often a healthy store is re-checked without any event
     /// (catches drift in Postgres, which sends no watch events).
     pub resync: Duration,
+    /// `PINAK_OPERATOR_SERVICE_ACCOUNT_TOKEN_FILE`: the token the operator logs in to Vault
+    /// with (kubernetes auth method). Re-read at each login, since projected tokens rotate.
+    pub service_account_token_file: PathBuf,
 }
 
 impl Default for OperatorConfig {
@@ -28,6 +35,7 @@ impl Default for OperatorConfig {
             api_image: DEFAULT_API_IMAGE.to_owned(),
             model_dir: None,
             resync: Duration::from_secs(300),
+            service_account_token_file: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_TOKEN_FILE),
         }
     }
 }
@@ -57,6 +65,8 @@ impl OperatorConfig {
             api_image: get("PINAK_OPERATOR_API_IMAGE").unwrap_or(d.api_image),
             model_dir: get("PINAK_OPERATOR_MODEL_DIR"),
             resync,
+            service_account_token_file: get("PINAK_OPERATOR_SERVICE_ACCOUNT_TOKEN_FILE")
+                .map_or(d.service_account_token_file, PathBuf::from),
         })
     }
 }

@@ -15,8 +15,27 @@ pub enum Error {
     #[error("Secret {name} has no key {key:?}")]
     SecretKeyMissing { name: String, key: String },
 
-    #[error("the admin URL in Secret {secret} is not usable: {reason}")]
-    InvalidAdminUrl { secret: String, reason: String },
+    /// `origin` says where the URL came from: `Secret <name>` or `Vault secret <path>`.
+    #[error("the admin URL in {origin} is not usable: {reason}")]
+    InvalidAdminUrl { origin: String, reason: String },
+
+    #[error("Vault at {address} is unreachable: {reason}")]
+    VaultUnreachable { address: String, reason: String },
+
+    #[error("Vault login failed: {0}")]
+    VaultAuthFailed(String),
+
+    #[error("Vault denies reading {path}: the policy of the operator's Vault role does not grant it")]
+    VaultPermissionDenied { path: String },
+
+    #[error("Vault has no secret at {path}")]
+    VaultPathNotFound { path: String },
+
+    #[error("the Vault secret at {path} has no key {key:?} (or it is empty)")]
+    VaultKeyMissing { path: String, key: String },
+
+    #[error("the Vault secret at {path} is not usable: {reason}")]
+    VaultInvalidValue { path: String, reason: String },
 
     #[error("Postgres is unreachable: {0}")]
     DatabaseUnreachable(String),
@@ -85,6 +104,12 @@ impl Error {
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::SecretKeyMissing { .. } => "SecretKeyMissing",
             Self::InvalidAdminUrl { .. } => "InvalidAdminUrl",
+            Self::VaultUnreachable { .. } => "VaultUnreachable",
+            Self::VaultAuthFailed(_) => "VaultAuthFailed",
+            Self::VaultPermissionDenied { .. } => "VaultPermissionDenied",
+            Self::VaultPathNotFound { .. } => "VaultPathNotFound",
+            Self::VaultKeyMissing { .. } => "VaultKeyMissing",
+            Self::VaultInvalidValue { .. } => "VaultInvalidValue",
             Self::DatabaseUnreachable(_) => "DatabaseUnreachable",
             Self::DatabaseAuthFailed(_) => "DatabaseAuthFailed",
             Self::SchemaNotOwned { .. } => "SchemaNotOwned",

@@ -7,7 +7,8 @@
 //! - [`database`]: provisioning and reclaim in Postgres (the SQL plan is pure);
 //! - [`status`]: the status as a pure function of what a reconcile achieved;
 //! - [`reconcile`]: the controller that ties them together;
-//! - [`leader`]: leader election on a Lease, so that one replica reconciles.
+//! - [`leader`]: leader election on a Lease, so that one replica reconciles;
+//! - [`vault`]: login to Vault and the KV reads a store's spec asks for.
 
 pub mod config;
 pub mod database;
@@ -20,6 +21,7 @@ pub mod reconcile;
 pub mod server;
 pub mod status;
 pub mod validate;
+pub mod vault;
 
 pub use desired::labels::desired_labels;
 

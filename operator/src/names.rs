@@ -30,6 +30,9 @@ pub struct StoreNames {
     pub workload: String,
     /// The operator-owned Secret with the store's credentials.
     pub secret: String,
+    /// The operator-owned Secret with the public token-verification keys from Vault, one file
+    /// per `kid`, mounted as the pods' `PINAK_JWT_KEYS_DIR`.
+    pub jwt_keys_secret: String,
 }
 
 impl StoreNames {
@@ -58,6 +61,7 @@ impl StoreNames {
             login_role: suffixed_identifier(&schema, "_a"),
             workload: name.clone(),
             secret: format!("{name}-pinak"),
+            jwt_keys_secret: format!("{name}-pinak-jwt-keys"),
             schema,
             namespace,
             name,

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use pinak_crds::{MemoryStoreStatus, condition};
+use pinak_crds::{MemoryStoreStatus, VaultStatus, condition};
 
 use crate::database::DbReport;
 use crate::error::Error;
@@ -16,6 +16,10 @@ use crate::names::StoreNames;
 pub struct Progress {
     pub names: Option<StoreNames>,
     pub validated: bool,
+    /// Vault was read (or the store does not use it).
+    pub vault_done: bool,
+    /// What this reconcile used from Vault.
+    pub vault: Option<VaultStatus>,
     pub database: Option<DbReport>,
     pub secret_ready: bool,
     pub workload_ready: bool,
@@ -28,6 +32,7 @@ pub struct Progress {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Spec,
+    Vault,
     Database,
     Secrets,
     Workload,
@@ -38,6 +43,8 @@ impl Progress {
     pub fn phase(&self) -> Phase {
         if self.names.is_none() || !self.validated {
             Phase::Spec
+        } else if !self.vault_done {
+            Phase::Vault
         } else if self.database.is_none() {
             Phase::Database
         } else if !self.secret_ready {
@@ -106,10 +113,18 @@ pub fn desired_status(previous: Option<&MemoryStoreStatus>, obs: &Observation<'_
         _ => failed(Phase::Database),
     };
     let secrets = match (p.secret_ready, &p.names) {
-        (true, Some(n)) => {
-            Some(State::new(TRUE, "SecretApplied", format!("Secret {} holds the store's credentials", n.secret)))
-        }
-        _ => failed(Phase::Secrets),
+        (true, Some(n)) => Some(State::new(
+            TRUE,
+            "SecretApplied",
+            match &p.vault {
+                Some(_) => {
+                    format!("Secret {} holds the store's credentials, with the values read from Vault", n.secret)
+                }
+                None => format!("Secret {} holds the store's credentials", n.secret),
+            },
+        )),
+        // A failed Vault read is a secrets problem, though it happens before the database.
+        _ => failed(Phase::Secrets).or_else(|| failed(Phase::Vault)),
     };
     let api = p.deployment.as_ref().map(api_available).or_else(|| failed(Phase::Workload));
     let rolling = p.deployment.as_ref().is_some_and(rolling_out);
@@ -154,6 +169,8 @@ pub fn desired_status(previous: Option<&MemoryStoreStatus>, obs: &Observation<'_
         selector: Some(obs.selector.clone()),
         migration_version: p.database.as_ref().map_or(prev.migration_version, |d| d.migration_version),
         pgvector_version: p.database.as_ref().map(|d| d.pgvector_version.clone()).or(prev.pgvector_version),
+        // Kept while a read fails, so the last good read stays visible.
+        vault: if p.vault_done { p.vault.clone() } else { prev.vault },
     }
 }
 
@@ -304,6 +321,8 @@ mod tests {
         Progress {
             names: Some(names()),
             validated: true,
+            vault_done: true,
+            vault: None,
             database: Some(DbReport { migration_version: Some(5), pgvector_version: "0.8.5".into() }),
             secret_ready: true,
             workload_ready: true,
@@ -367,6 +386,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_vault_read_is_a_secrets_condition_and_keeps_the_last_read() {
+        let read = VaultStatus { last_refresh_time: Some(time(90)), token_expiry_time: Some(time(990)) };
+        let first = status(None, &Progress { vault: Some(read.clone()), ..done(deployment(2, 2)) }, None, 1, 100);
+        assert_eq!(first.vault.as_ref(), Some(&read));
+        assert!(cond(&first, "SecretsReady").message.contains("read from Vault"));
+        let err = Error::VaultUnreachable { address: "http://v:8200".into(), reason: "connection refused".into() };
+        let p = Progress {
+            vault_done: false,
+            vault: None,
+            database: None,
+            secret_ready: false,
+            workload_ready: false,
+            ..done(deployment(2, 2))
+        };
+        let down = status(Some(&first), &p, Some(&err), 1, 200);
+        assert_eq!(cond(&down, "SecretsReady").status, "False");
+        assert_eq!(cond(&down, "SecretsReady").reason, "VaultUnreachable");
+        assert!(cond(&down, "SecretsReady").message.contains("http://v:8200"));
+        assert_eq!(cond(&down, "Degraded").reason, "VaultUnreachable");
+        assert_eq!(cond(&down, "DatabaseReady"), cond(&first, "DatabaseReady"), "not reached: last known");
+        assert_eq!(cond(&down, "ApiAvailable").status, "True", "the pods keep serving");
+        assert_eq!(down.vault.as_ref(), Some(&read), "the last good read stays visible");
+    }
+
+    #[test]
     fn invalid_spec_reports_degraded_only() {
         let err = Error::InvalidSpec("bad".into());
         let s = status(None, &Progress::default(), Some(&err), 1, 100);
@@ -424,8 +468,8 @@ mod tests {
         let t = transitions(&down.conditions, &status(Some(&down), &p, Some(&other), 1, 300).conditions);
         assert!(t.iter().any(|t| t.reason == "SchemaNotOwned"));
         // A new store that fails at once: one warning for Degraded, no noise about pods.
-        let new =
-            status(None, &Progress { names: Some(names()), validated: true, ..Default::default() }, Some(&err), 1, 100);
+        let checked = Progress { names: Some(names()), validated: true, vault_done: true, ..Default::default() };
+        let new = status(None, &checked, Some(&err), 1, 100);
         let t = transitions(&[], &new.conditions);
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].warning && t[0].note.starts_with("Degraded is True"));

@@ -10,13 +10,36 @@ use crate::error::{Error, Result};
 const SCHEMA_DIMENSIONS: i32 = 384;
 
 pub fn validate(spec: &MemoryStoreSpec) -> Result<()> {
-    if spec.vault.is_some() || spec.database.admin_credentials.vault_path.is_some() {
-        return Err(Error::Unsupported(
-            "spec.vault and adminCredentials.vaultPath (Vault support comes with issue 16); use adminCredentials.secretRef and remove spec.vault".into(),
-        ));
+    let admin = &spec.database.admin_credentials;
+    if admin.secret_ref.is_some() == admin.vault_path.is_some() {
+        return Err(Error::InvalidSpec("database.adminCredentials: set exactly one of secretRef or vaultPath".into()));
     }
-    if spec.database.admin_credentials.secret_ref.is_none() {
-        return Err(Error::InvalidSpec("database.adminCredentials.secretRef is required".into()));
+    match &spec.vault {
+        None if admin.vault_path.is_some() => {
+            return Err(Error::InvalidSpec("database.adminCredentials.vaultPath requires spec.vault".into()));
+        }
+        None if spec.embedding.api_key_vault_key.is_some() => {
+            return Err(Error::InvalidSpec("embedding.apiKeyVaultKey requires spec.vault".into()));
+        }
+        None => {}
+        Some(vault) => {
+            if vault.refresh_interval_duration().is_none_or(|d| d.is_zero()) {
+                return Err(Error::InvalidSpec(format!(
+                    "spec.vault.refreshInterval {:?} is not a positive duration such as 30s, 5m or 1h30m",
+                    vault.refresh_interval
+                )));
+            }
+            if spec.embedding.api_key_vault_key.is_some() && vault.paths.embedding.is_none() {
+                return Err(Error::InvalidSpec(
+                    "embedding.apiKeyVaultKey names a key of spec.vault.paths.embedding, which is not set".into(),
+                ));
+            }
+            if vault.paths.database.is_some() {
+                return Err(Error::Unsupported(
+                    "spec.vault.paths.database (keeping the store role's password in Vault); the operator keeps it in the store's Secret".into(),
+                ));
+            }
+        }
     }
     if spec.embedding.backend == EmbeddingBackend::Http && spec.embedding.url.is_none() {
         return Err(Error::InvalidSpec("embedding.url is required when embedding.backend is http".into()));
@@ -68,8 +91,8 @@ mod tests {
     fn unsupported_fields_are_named() {
         for (v, field) in [
             (
-                serde_json::json!({"vault": {"address": "http://v", "auth": {"kubernetes": {"role": "r"}}}}),
-                "spec.vault",
+                serde_json::json!({"vault": {"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "paths": {"database": "db"}}}),
+                "spec.vault.paths.database",
             ),
             (serde_json::json!({"embedding": {"dimensions": 768}}), "embedding.dimensions"),
             (serde_json::json!({"index": {"m": 32, "efConstruction": 64}}), "index.m"),
@@ -79,6 +102,33 @@ mod tests {
             match check(v) {
                 Err(Error::Unsupported(msg)) => assert!(msg.contains(field), "{msg}"),
                 other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn vault_specs() {
+        let vault =
+            serde_json::json!({"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "paths": {"jwt": "j"}});
+        check(serde_json::json!({"vault": vault})).unwrap();
+        let from_vault = serde_json::json!({"adminCredentials": {"secretRef": null, "vaultPath": "pg"}});
+        check(serde_json::json!({"vault": vault, "database": from_vault})).unwrap();
+        for (v, says) in [
+            (serde_json::json!({"database": from_vault}), "vaultPath requires spec.vault"),
+            (
+                serde_json::json!({"database": {"adminCredentials": {"secretRef": {"name": "pg"}, "vaultPath": "pg"}}}),
+                "exactly one",
+            ),
+            (serde_json::json!({"embedding": {"apiKeyVaultKey": "k"}}), "apiKeyVaultKey requires spec.vault"),
+            (serde_json::json!({"vault": vault, "embedding": {"apiKeyVaultKey": "k"}}), "paths.embedding"),
+            (
+                serde_json::json!({"vault": {"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "refreshInterval": "0s"}}),
+                "refreshInterval",
+            ),
+        ] {
+            match check(v) {
+                Err(Error::InvalidSpec(msg)) => assert!(msg.contains(says), "{msg}"),
+                other => panic!("{says}: {other:?}"),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! data, so they run in parallel. Vault tests get the OpenBao dev server `scripts/test` started
 //! and isolate themselves under a unique KV path.
 
+pub mod keypair;
 pub mod operator;
 
 use std::collections::HashMap;

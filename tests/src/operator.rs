@@ -127,16 +127,24 @@ pub async fn cluster_with_operator() -> (Sim, Operator, String) {
     (sim, operator, admin_url)
 }
 
-/// A token for `tenant` signed with `secret`, as the store's API expects.
-pub fn token(secret: &[u8], tenant: &str) -> String {
+/// Claims of a read+write agent of `tenant`, as the store's API expects them.
+pub fn agent_claims(tenant: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    json!({
         "sub": "agent-1", "tenant": tenant, "project_id": "p1", "client_id": "client-a",
         "iss": "pinak-memory", "aud": "pinak-memory-api", "iat": now, "exp": now + 600,
         "jti": uuid::Uuid::new_v4().to_string(), "scopes": ["memory.read", "memory.write"], "roles": ["agent"],
-    });
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-        .unwrap()
+    })
+}
+
+/// A token for `tenant` signed with `secret` (HS256, no `kid`).
+pub fn token(secret: &[u8], tenant: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &agent_claims(tenant),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
 }
 
 /// MemoryStore `notes` in `ns`, admin credentials from Secret `pg-admin`, `extra` appended

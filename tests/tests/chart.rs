@@ -845,9 +845,16 @@ async fn examples_are_valid() {
     let sql = initdb["postInitApplicationSQL"].to_string();
     assert!(sql.contains("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public") && sql.contains("CREATEROLE"));
 
-    // The Vault example says what it is.
+    // The Vault example reads what its header tells the Vault side to hold.
     let text = std::fs::read_to_string(repo_root().join("charts/pinak/examples/vault.yaml")).unwrap();
-    assert!(text.starts_with("# NEEDS ISSUE 16"), "vault.yaml is marked as needing issue 16");
+    let vault = example("vault.yaml").remove(0);
+    let admin = vault["spec"]["database"]["adminCredentials"]["vaultPath"].as_str().unwrap();
+    let jwt = vault["spec"]["vault"]["paths"]["jwt"].as_str().unwrap();
+    let mount = vault["spec"]["vault"]["kvMount"].as_str().unwrap();
+    for documented in [format!("{mount}/{admin}` with key `url`"), format!("{mount}/{jwt}` with key `secret`")] {
+        assert!(text.contains(&documented), "vault.yaml's header names {documented}");
+    }
+    assert!(text.contains("pinak.dev/vault-refresh"), "and the refresh annotation");
 }
 
 // ---------------------------------------------------------------- helm install ---
@@ -1067,7 +1074,7 @@ async fn install_upgrade_uninstall(helm: &str) {
         .unwrap();
     assert!(found.contains("eu-west"), "the memory is found: {found}");
 
-    // The Vault example does what its header says: refused as Unsupported, nothing provisioned.
+    // The Vault example, with no Vault at its address: the store says so, nothing is provisioned.
     let vault_ns = format!("{ns}-vault");
     sim.kubectl_ok(&["create", "namespace", &vault_ns], None);
     let mut vault = example("vault.yaml");
@@ -1076,9 +1083,10 @@ async fn install_upgrade_uninstall(helm: &str) {
     wait_for(&sim, &vault_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
     let vault_store = sim.kubectl_json(&["-n", &vault_ns, "get", "memorystore", "notes"]);
     let degraded = vault_store["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded");
-    assert_eq!(degraded.unwrap()["reason"], "Unsupported", "{}", vault_store["status"]);
+    assert_eq!(degraded.unwrap()["reason"], "VaultUnreachable", "{}", vault_store["status"]);
+    assert!(degraded.unwrap()["message"].as_str().unwrap().contains("https://vault.vault.svc:8200"));
     let unprovisioned = sim.kubectl_ok(&["-n", &vault_ns, "get", "deployments,services,secrets", "-o", "name"], None);
-    assert_eq!(unprovisioned.trim(), "", "nothing is deployed for an Unsupported store");
+    assert_eq!(unprovisioned.trim(), "", "nothing is deployed while Vault cannot be read");
     check_operator_requests(&sim, false);
 
     // The CRD upgrade as docs/upgrade.md does it: a changed CRD, applied server-side over the

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
     ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -14,7 +14,7 @@ use pinak_crds::{EmbeddingBackend, MemoryStore, MemoryStoreSpec};
 use sha2::{Digest, Sha256};
 
 use super::labels::{child_metadata, desired_labels, selector};
-use super::secret::{KEY_DATABASE_URL, KEY_JWT_SECRET};
+use super::secret::{KEY_DATABASE_URL, KEY_EMBEDDING_API_KEY, KEY_JWT_SECRET};
 use crate::config::OperatorConfig;
 use crate::names::{API_PORT, StoreNames};
 
@@ -24,6 +24,8 @@ pub const RESTART_HASH_ANNOTATION: &str = "pinak.dev/restart-hash";
 pub const CONTAINER: &str = "api";
 /// Non-root uid/gid of the API (the "nonroot" user of distroless images).
 pub const RUN_AS: i64 = 65532;
+/// Where the pods mount the JWT-keys Secret (`PINAK_JWT_KEYS_DIR`).
+pub const JWT_KEYS_DIR: &str = "/var/run/pinak/jwt-keys";
 /// `PINAK_DB_POOL_SIZE` of every pod; the login role's connection limit is sized from it.
 pub const DB_POOL_SIZE: i32 = 8;
 /// Connections of a pod's job worker: its pool is `PINAK_JOBS_CONCURRENCY` (1) + 4.
@@ -71,11 +73,7 @@ pub fn deployment(
                 label_selector: Some(selector(store)),
                 ..Default::default()
             }]),
-            volumes: Some(vec![Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            }]),
+            volumes: Some(volumes(spec, names)),
             ..Default::default()
         }),
     };
@@ -127,14 +125,42 @@ fn container(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig
             capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Default::default() }),
             ..Default::default()
         }),
-        // Scratch space under the read-only root, for libraries that write temporary files.
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(volume_mounts(spec)),
         ..Default::default()
     }
+}
+
+/// Scratch space under the read-only root (for libraries that write temporary files), and the
+/// JWT-keys Secret when Vault supplies keys.
+fn volumes(spec: &MemoryStoreSpec, names: &StoreNames) -> Vec<Volume> {
+    let mut volumes =
+        vec![Volume { name: "tmp".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
+    if vault_jwt_keys(spec) {
+        volumes.push(Volume {
+            name: "jwt-keys".to_owned(),
+            secret: Some(SecretVolumeSource { secret_name: Some(names.jwt_keys_secret.clone()), ..Default::default() }),
+            ..Default::default()
+        });
+    }
+    volumes
+}
+
+fn volume_mounts(spec: &MemoryStoreSpec) -> Vec<VolumeMount> {
+    let mut mounts = vec![VolumeMount { name: "tmp".to_owned(), mount_path: "/tmp".to_owned(), ..Default::default() }];
+    if vault_jwt_keys(spec) {
+        mounts.push(VolumeMount {
+            name: "jwt-keys".to_owned(),
+            mount_path: JWT_KEYS_DIR.to_owned(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    mounts
+}
+
+/// Whether the store takes token-verification keys from Vault (`spec.vault.paths.jwt`).
+pub fn vault_jwt_keys(spec: &MemoryStoreSpec) -> bool {
+    spec.vault.as_ref().is_some_and(|v| v.paths.jwt.is_some())
 }
 
 /// The API's environment (the runtime contract in the README's table).
@@ -173,12 +199,18 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
     if let Some(url) = &spec.auth.jwks_url {
         env.push(value("PINAK_JWT_JWKS_URL", url.clone()));
     }
+    if vault_jwt_keys(spec) {
+        env.push(value("PINAK_JWT_KEYS_DIR", JWT_KEYS_DIR.to_owned()));
+    }
     env.push(value("PINAK_EMBEDDING_BACKEND", spec.embedding.backend.as_str().to_owned()));
     if let Some(model) = &spec.embedding.model {
         env.push(value("PINAK_EMBEDDING_MODEL", model.clone()));
     }
     if let Some(url) = &spec.embedding.url {
         env.push(value("PINAK_EMBEDDING_URL", url.clone()));
+    }
+    if spec.embedding.api_key_vault_key.is_some() {
+        env.push(from_secret("PINAK_EMBEDDING_API_KEY", KEY_EMBEDDING_API_KEY));
     }
     if let (EmbeddingBackend::Local, Some(dir)) = (spec.embedding.backend, &config.model_dir) {
         env.push(value("PINAK_MODEL_DIR", dir.clone()));
@@ -343,5 +375,26 @@ mod tests {
             connection_limit(&spec(serde_json::json!({"api": {"autoscaling": {"maxReplicas": 10}}}))),
             2 * 10 * 13
         );
+    }
+
+    #[test]
+    fn vault_keys_are_mounted_and_the_embedding_key_comes_from_the_secret() {
+        let plain = build(serde_json::json!({}));
+        let pod = |d: &Deployment| d.spec.clone().unwrap().template.spec.unwrap();
+        assert_eq!(pod(&plain).volumes.unwrap().len(), 1, "no Vault: scratch space only");
+        assert!(!env_of(&plain).contains_key("PINAK_JWT_KEYS_DIR"));
+        let vault = serde_json::json!({"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "paths": {"jwt": "j", "embedding": "e"}});
+        let d = build(serde_json::json!({"vault": vault, "embedding": {"apiKeyVaultKey": "key"}}));
+        let volumes = pod(&d).volumes.unwrap();
+        let keys = volumes.iter().find(|v| v.name == "jwt-keys").expect("the keys volume");
+        assert_eq!(keys.secret.as_ref().unwrap().secret_name.as_deref(), Some("notes-pinak-jwt-keys"));
+        let mounts = pod(&d).containers[0].volume_mounts.clone().unwrap();
+        assert!(
+            mounts.iter().any(|m| m.name == "jwt-keys" && m.mount_path == JWT_KEYS_DIR && m.read_only == Some(true))
+        );
+        let env = env_of(&d);
+        assert_eq!(env["PINAK_JWT_KEYS_DIR"].value.as_deref(), Some(JWT_KEYS_DIR));
+        let key = env["PINAK_EMBEDDING_API_KEY"].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((key.name.as_str(), key.key.as_str()), ("notes-pinak", KEY_EMBEDDING_API_KEY));
     }
 }

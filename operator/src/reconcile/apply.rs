@@ -29,8 +29,8 @@ where
     let name = desired.name_any();
     if let Some(live) = live {
         ensure_controlled(&live, names)?;
-        let want = to_value(desired)?;
-        if is_subset(&want, &to_value(&live)?) {
+        let (want, have) = (to_value(desired)?, to_value(&live)?);
+        if is_subset(&want, &have) && owned_maps_match(&K::kind(&()), &want, &have) {
             return Ok(Applied { object: live, changed: false });
         }
     }
@@ -109,6 +109,17 @@ pub fn is_subset(want: &Value, live: &Value) -> bool {
     }
 }
 
+/// Maps the operator fills whole, by kind and JSON pointer. A subset test cannot see a key the
+/// operator no longer wants (a `kid` removed in Vault), so their key sets must match exactly.
+const OWNED_MAPS: &[(&str, &str)] = &[("Secret", "/data")];
+
+pub fn owned_maps_match(kind: &str, want: &Value, live: &Value) -> bool {
+    let keys = |v: &Value, ptr: &str| {
+        v.pointer(ptr).and_then(Value::as_object).map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+    };
+    OWNED_MAPS.iter().filter(|(k, _)| *k == kind).all(|(_, ptr)| keys(want, ptr) == keys(live, ptr))
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -134,6 +145,16 @@ mod tests {
             "status": {"replicas": 2}
         });
         assert!(is_subset(&want, &live));
+    }
+
+    #[test]
+    fn a_key_removed_from_a_secret_counts() {
+        let live = json!({"data": {"k1.pem": "YQ==", "k2.pem": "Yg=="}, "metadata": {"name": "s"}});
+        let want = json!({"data": {"k2.pem": "Yg=="}, "metadata": {"name": "s"}});
+        assert!(is_subset(&want, &live), "a subset test alone misses the removal");
+        assert!(!owned_maps_match("Secret", &want, &live));
+        assert!(owned_maps_match("Secret", &live, &live));
+        assert!(owned_maps_match("Deployment", &want, &live), "only the kinds listed");
     }
 
     #[test]

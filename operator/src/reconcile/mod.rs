@@ -25,18 +25,20 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use pinak_crds::{MemoryStore, MemoryStoreSpec, ReclaimPolicy};
+use pinak_crds::{MemoryStore, MemoryStoreSpec, ReclaimPolicy, VaultStatus};
 
 use self::apply::{apply, delete_if_ours, ensure_controlled, get_and_apply, replicas_to_hand_over};
 use crate::config::OperatorConfig;
 use crate::database::{self, AdminUrl, Target, scram};
 use crate::desired::deployment::connection_limit;
+use crate::desired::deployment::vault_jwt_keys;
 use crate::desired::labels::selector_string;
-use crate::desired::secret::{SecretValues, env_hash};
+use crate::desired::secret::{SecretValues, env_hash, jwt_keys_secret};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::StoreNames;
 use crate::status::{Observation, Progress, Transition, desired_status, transitions};
+use crate::vault::{Fetched, Vaults};
 use crate::{FINALIZER, MANAGER, desired, validate};
 
 /// Key of the admin URL in the admin Secret when `secretRef.key` is unset.
@@ -47,6 +49,7 @@ pub struct Context {
     pub config: OperatorConfig,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub vaults: Vaults,
     /// Failed reconciles in a row per store, for the back-off.
     failures: Mutex<HashMap<ObjectRef<MemoryStore>, u32>>,
 }
@@ -54,7 +57,15 @@ pub struct Context {
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter { controller: MANAGER.to_owned(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, config, metrics, failures: Mutex::default() }
+        let vaults = Vaults::new(config.service_account_token_file.clone());
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            vaults,
+            failures: Mutex::default(),
+        }
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<MemoryStore>, u32>> {
@@ -152,7 +163,9 @@ async fn converge(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) ->
     let reported = report(api, store, ctx, &progress, result.as_ref().err()).await;
     result?;
     reported?;
-    Ok(Action::requeue(ctx.config.resync))
+    // A store on Vault is re-read every refreshInterval, even when nothing else happens.
+    let refresh = store.spec.vault.as_ref().and_then(|v| v.refresh_interval_duration());
+    Ok(Action::requeue(refresh.map_or(ctx.config.resync, |r| r.min(ctx.config.resync))))
 }
 
 /// The reconcile proper; `progress` records how far it got, for the status.
@@ -162,20 +175,41 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
     validate::validate(&store.spec)?;
     progress.validated = true;
 
+    let vault = read_vault(store, ctx).await?;
+    progress.vault = vault.as_deref().map(vault_status);
+    progress.vault_done = true;
+
     let client = &ctx.client;
-    let admin = admin_url(client, &names.namespace, &store.spec).await?;
+    let admin = admin_url(client, &names.namespace, &store.spec, vault.as_deref()).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let live_secret = secrets.get_opt(&names.secret).await?;
     if let Some(live) = &live_secret {
         // Before its values are used: a foreign Secret's password must not reach Postgres.
         ensure_controlled(live, &names)?;
     }
-    let values = SecretValues::resolve(live_secret.as_ref(), scram::generate_password, scram::generate_jwt_secret)?;
+    let mut values = SecretValues::resolve(live_secret.as_ref(), scram::generate_password, scram::generate_jwt_secret)?;
+    if let Some(v) = &vault {
+        if let Some(secret) = v.jwt.as_ref().and_then(|j| j.hs256_secret.clone()) {
+            values.jwt_secret = secret;
+        }
+        values.embedding_api_key.clone_from(&v.embedding_api_key);
+    }
     let target = Target { names: &names, password: &values.password, connection_limit: connection_limit(&store.spec) };
     progress.database = Some(database::provision(&admin, &target).await?);
 
     let secret = desired::secret::secret(store, &names, &values, &admin.for_login(&names.login_role, &values.password));
     progress.changed |= apply(&secrets, &secret, live_secret, &names).await?.changed;
+    match vault.as_ref().and_then(|v| v.jwt.as_ref()) {
+        Some(jwt) if vault_jwt_keys(&store.spec) => {
+            let keys = jwt_keys_secret(store, &names, &jwt.key_files);
+            progress.changed |= get_and_apply(&secrets, &keys, &names).await?.changed;
+        }
+        // Vault no longer supplies keys: the Secret of a former configuration goes.
+        _ if store.spec.vault.is_some() => {
+            progress.changed |= delete_if_ours(&secrets, &names.jwt_keys_secret, &names).await?;
+        }
+        _ => {}
+    }
     progress.secret_ready = true;
 
     let workload = desired::workload(store, &names, &ctx.config, &env_hash(&secret));
@@ -231,12 +265,14 @@ async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> 
     // Names that do not validate were never provisioned: nothing to drop.
     let Ok(names) = StoreNames::of(store) else { return Ok(Action::await_change()) };
     let result = async {
-        let admin = admin_url(&ctx.client, &names.namespace, &store.spec).await?;
+        let vault = read_vault(store, ctx).await?;
+        let admin = admin_url(&ctx.client, &names.namespace, &store.spec, vault.as_deref()).await?;
         database::reclaim(&admin, &names).await
     }
     .await;
     match result {
         Ok(()) => {
+            ctx.vaults.forget(store);
             let note = format!("reclaimPolicy is Delete: dropped schema {} and its roles", names.schema);
             publish(ctx, store, &Transition { warning: false, reason: "Reclaimed".into(), note }).await;
             Ok(Action::await_change())
@@ -244,7 +280,7 @@ async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> 
         Err(e) => {
             // The store stays (Terminating) until its data can be dropped; setting
             // reclaimPolicy to Retain lets it go and keeps the data.
-            let progress = Progress { names: Some(names), validated: true, ..Default::default() };
+            let progress = Progress { names: Some(names), validated: true, vault_done: true, ..Default::default() };
             if let Err(status_error) = report(api, store, ctx, &progress, Some(&e)).await {
                 tracing::warn!(error = %status_error, "cannot report the failed cleanup");
             }
@@ -253,10 +289,35 @@ async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> 
     }
 }
 
-/// Reads the admin URL from the Secret in `spec.database.adminCredentials.secretRef`.
-async fn admin_url(client: &Client, namespace: &str, spec: &MemoryStoreSpec) -> Result<AdminUrl> {
+/// The store's values from Vault (`None`: the store does not use Vault).
+async fn read_vault(store: &MemoryStore, ctx: &Context) -> Result<Option<Arc<Fetched>>> {
+    match &store.spec.vault {
+        Some(vault) => Ok(Some(ctx.vaults.values(&ctx.client, store, vault).await?)),
+        None => Ok(None),
+    }
+}
+
+fn vault_status(f: &Fetched) -> VaultStatus {
+    VaultStatus { last_refresh_time: f.refreshed_at.map(Time), token_expiry_time: f.token_expires_at.map(Time) }
+}
+
+/// The admin URL: from Vault (`adminCredentials.vaultPath`, already read into `vault`) or from
+/// the Secret in `adminCredentials.secretRef`.
+async fn admin_url(
+    client: &Client,
+    namespace: &str,
+    spec: &MemoryStoreSpec,
+    vault: Option<&Fetched>,
+) -> Result<AdminUrl> {
+    if let Some(path) = &spec.database.admin_credentials.vault_path {
+        let url = vault
+            .and_then(|v| v.admin_url.as_deref())
+            .ok_or_else(|| Error::InvalidSpec("database.adminCredentials.vaultPath requires spec.vault".into()))?;
+        let source = format!("Vault secret {path}");
+        return AdminUrl::parse(url).map_err(|reason| Error::InvalidAdminUrl { origin: source, reason });
+    }
     let Some(r) = &spec.database.admin_credentials.secret_ref else {
-        return Err(Error::Unsupported("adminCredentials.vaultPath (Vault support comes with issue 16)".into()));
+        return Err(Error::InvalidSpec("database.adminCredentials: set exactly one of secretRef or vaultPath".into()));
     };
     let key = r.key_or(ADMIN_URL_KEY);
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
@@ -268,7 +329,7 @@ async fn admin_url(client: &Client, namespace: &str, spec: &MemoryStoreSpec) -> 
         .as_ref()
         .and_then(|d| d.get(key))
         .ok_or_else(|| Error::SecretKeyMissing { name: r.name.clone(), key: key.to_owned() })?;
-    let invalid = |reason: String| Error::InvalidAdminUrl { secret: r.name.clone(), reason };
+    let invalid = |reason: String| Error::InvalidAdminUrl { origin: format!("Secret {}", r.name), reason };
     let raw = std::str::from_utf8(&raw.0).map_err(|_| invalid("not UTF-8".into()))?;
     AdminUrl::parse(raw).map_err(invalid)
 }

@@ -1,0 +1,209 @@
+//! A store on Vault, end to end: the real operator logs in to the real OpenBao with the
+//! kubernetes auth method (OpenBao calls kubesim's TokenReview), reads the store's admin URL
+//! and token-verification material from KV, and delivers them to real `pinak-api` pods.
+//! Verification keys rotate in Vault and reach the pods without a restart; a bad path, an
+//! unreachable Vault and a revoked Vault token are reported precisely while the pods keep
+//! serving with the last good values.
+
+use std::time::Duration;
+
+use kubesim::testing::{OpenBao, Sim};
+use pinak_tests::keypair::KeyPair;
+use pinak_tests::operator::{
+    agent_claims, cluster, condition, operator_logs, service_base, start_operator_with, token, wait_condition,
+    wait_ready,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const HS256: &str = "vault-hs256-secret-0123456789abcdef0123";
+
+fn store(ns: &str, vault_addr: &str, mount: &str, jwt_path: &str) -> String {
+    format!(
+        r#"
+apiVersion: pinak.dev/v1alpha1
+kind: MemoryStore
+metadata: {{name: notes, namespace: {ns}}}
+spec:
+  database:
+    adminCredentials: {{vaultPath: {ns}/admin}}
+    reclaimPolicy: Delete
+  embedding: {{backend: dummy}}
+  api: {{replicas: 1}}
+  vault:
+    address: {vault_addr}
+    auth: {{kubernetes: {{role: pinak-operator, mountPath: {mount}}}}}
+    paths: {{jwt: {jwt_path}}}
+    refreshInterval: 1h
+"#
+    )
+}
+
+async fn put_kv(bao: &OpenBao, path: &str, data: Value) {
+    bao.ok(Method::POST, &format!("secret/data/{path}"), json!({ "data": data })).await;
+}
+
+/// Status of a search through the store's Service with `bearer`.
+async fn search(sim: &Sim, ns: &str, bearer: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/search?query=anything", service_base(sim, ns)))
+        .bearer_auth(bearer)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Polls until a search with `bearer` answers `want`.
+async fn until_search(sim: &Sim, ns: &str, bearer: &str, want: u16, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = search(sim, ns, bearer).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: still {got}, not {want}\n{}", operator_logs(sim));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Names and restart counts of the store's pods.
+fn pods(sim: &Sim, ns: &str) -> Vec<(String, i64)> {
+    let list = sim.kubectl_json(&["-n", ns, "get", "pods"]);
+    let mut pods: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let restarts = p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(-1);
+            (p["metadata"]["name"].as_str().unwrap().to_owned(), restarts)
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+fn refresh(sim: &Sim, ns: &str, value: &str) {
+    let annotation = format!("pinak.dev/vault-refresh={value}");
+    sim.kubectl_ok(&["-n", ns, "annotate", "memorystore", "notes", &annotation, "--overwrite"], None);
+}
+
+fn last_refresh(sim: &Sim, ns: &str) -> Value {
+    sim.kubectl_json(&["-n", ns, "get", "memorystore", "notes"])["status"]["vault"]["lastRefreshTime"].clone()
+}
+
+fn patch_spec(sim: &Sim, ns: &str, vault: Value) {
+    let patch = json!({"spec": {"vault": vault}}).to_string();
+    sim.kubectl_ok(&["-n", ns, "patch", "memorystore", "notes", "--type=merge", "-p", &patch], None);
+}
+
+fn token_reviews(sim: &Sim) -> usize {
+    sim.requests().iter().filter(|r| r["resource"] == "tokenreviews" && r["code"] == 201).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_restarts() {
+    let (sim, admin_url) = cluster().await;
+    let bao = OpenBao::from_env();
+    let ns = format!("vault-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    sim.kubectl_ok(&["create", "namespace", &ns], None);
+
+    // Vault as a platform team sets it up: kubernetes auth for this cluster, a policy that
+    // lets the operator read its namespace's KV paths, and the store's secrets in KV.
+    let mount = format!("k8s-{ns}");
+    bao.enable_kubernetes_auth(&sim, &ns, &mount).await;
+    let policy = format!("path \"secret/data/{ns}/*\" {{ capabilities = [\"read\"] }}");
+    bao.ok(Method::POST, &format!("sys/policies/acl/{ns}"), json!({ "policy": policy })).await;
+    let role = json!({
+        "bound_service_account_names": ["pinak-operator"], "bound_service_account_namespaces": [ns],
+        "token_policies": ["default", ns], "token_ttl": "10m",
+    });
+    bao.ok(Method::POST, &format!("auth/{mount}/role/pinak-operator"), role).await;
+    let (k1, k2) = (KeyPair::p256(), KeyPair::ed25519());
+    let pem = |k: &KeyPair| String::from_utf8(k.public_pem.clone()).unwrap();
+    put_kv(&bao, &format!("{ns}/admin"), json!({ "url": admin_url })).await;
+    put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k1": pem(&k1) })).await;
+
+    // The operator logs in with its service account's token, as it would in its pod.
+    sim.kubectl_ok(&["-n", &ns, "create", "serviceaccount", "pinak-operator"], None);
+    let sa_token = sim.kubectl_ok(&["-n", &ns, "create", "token", "pinak-operator", "--duration=1h"], None);
+    let token_file = sim.dir.join("operator-sa-token");
+    std::fs::write(&token_file, sa_token.trim()).unwrap();
+    let _operator = start_operator_with(
+        &sim,
+        "operator.log",
+        &[("PINAK_OPERATOR_SERVICE_ACCOUNT_TOKEN_FILE", token_file.to_str().unwrap())],
+    );
+    let reviews_before = token_reviews(&sim);
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store(&ns, &bao.addr, &mount, &format!("{ns}/jwt"))));
+    let ready = wait_ready(&sim, &ns);
+    assert!(token_reviews(&sim) > reviews_before, "the operator's login went through TokenReview");
+    assert!(ready["status"]["vault"]["lastRefreshTime"].is_string(), "{}", ready["status"]);
+    assert!(ready["status"]["vault"]["tokenExpiryTime"].is_string(), "a 10m token: {}", ready["status"]);
+    let secrets = condition(&sim, &ns, "notes", "SecretsReady").unwrap();
+    assert!(secrets["message"].as_str().unwrap().contains("Vault"), "{secrets}");
+
+    // Every value landed: the HS256 secret from Vault signs tokens the pods accept, and so
+    // does the public key k1 by its kid.
+    let claims = agent_claims(&ns);
+    let (hs, t1, t2) = (
+        token(HS256.as_bytes(), &ns),
+        k1.token_with(Some("k1"), claims.clone()),
+        k2.token_with(Some("k2"), claims.clone()),
+    );
+    assert_eq!(search(&sim, &ns, &hs).await, 200, "the HS256 secret from Vault");
+    assert_eq!(search(&sim, &ns, &t1).await, 200, "k1 from Vault");
+    assert_eq!(search(&sim, &ns, &t2).await, 401, "k2 is not in Vault yet");
+    let keys = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak-jwt-keys"]);
+    assert_eq!(keys["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["k1.pem"]);
+
+    // Rotation: k2 added in Vault reaches the pods without a restart; k1 removed is refused.
+    let pods_before = pods(&sim, &ns);
+    assert!(pods_before.iter().all(|(_, restarts)| *restarts == 0), "{pods_before:?}");
+    put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k1": pem(&k1), "k2": pem(&k2) })).await;
+    refresh(&sim, &ns, "1");
+    until_search(&sim, &ns, &t2, 200, "k2 accepted after it was added in Vault").await;
+    put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k2": pem(&k2) })).await;
+    refresh(&sim, &ns, "2");
+    until_search(&sim, &ns, &t1, 401, "k1 refused after it was removed from Vault").await;
+    assert_eq!(search(&sim, &ns, &t2).await, 200);
+    assert_eq!(pods(&sim, &ns), pods_before, "same pods, no restarts");
+
+    // A revoked Vault token: the operator logs in again by itself.
+    let reviews_before = token_reviews(&sim);
+    let before = last_refresh(&sim, &ns);
+    bao.ok(Method::POST, &format!("sys/leases/revoke-prefix/auth/{mount}/login"), Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // lastRefreshTime has second precision
+    refresh(&sim, &ns, "3");
+    kubesim::testing::eventually(60, "a refresh after the token was revoked", || {
+        (last_refresh(&sim, &ns) != before).then_some(())
+    })
+    .await;
+    assert!(token_reviews(&sim) > reviews_before, "a new login after the revocation");
+    let c = condition(&sim, &ns, "notes", "SecretsReady").unwrap();
+    assert_eq!(c["status"], "True", "{c}");
+
+    // A path Vault does not have: a precise condition; the pods keep the last good keys.
+    let vault = |address: &str, jwt: &str| json!({"address": address, "paths": {"jwt": jwt}});
+    patch_spec(&sim, &ns, vault(&bao.addr, &format!("{ns}/missing")));
+    let c = wait_condition(&sim, &ns, "notes", "SecretsReady", "False", "VaultPathNotFound").await;
+    assert!(c["message"].as_str().unwrap().contains(&format!("secret/{ns}/missing")), "{c}");
+    let degraded = condition(&sim, &ns, "notes", "Degraded").unwrap();
+    assert_eq!((degraded["status"].as_str(), degraded["reason"].as_str()), (Some("True"), Some("VaultPathNotFound")));
+    assert_eq!(search(&sim, &ns, &t2).await, 200, "pods keep serving with the last good keys");
+
+    // Vault unreachable: reported, nothing deleted, and recovery once it answers again.
+    patch_spec(&sim, &ns, vault("http://127.0.0.1:9", &format!("{ns}/jwt")));
+    let c = wait_condition(&sim, &ns, "notes", "SecretsReady", "False", "VaultUnreachable").await;
+    assert!(c["message"].as_str().unwrap().contains("127.0.0.1:9"), "{c}");
+    assert_eq!(search(&sim, &ns, &t2).await, 200, "pods keep serving while Vault is away");
+    sim.kubectl_ok(&["-n", &ns, "get", "secret", "notes-pinak", "notes-pinak-jwt-keys"], None);
+    patch_spec(&sim, &ns, vault(&bao.addr, &format!("{ns}/jwt")));
+    wait_condition(&sim, &ns, "notes", "SecretsReady", "True", "SecretApplied").await;
+    wait_ready(&sim, &ns);
+    assert_eq!(pods(&sim, &ns), pods_before, "still the same pods: no change needed new ones");
+
+    sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
+    let _ = bao.call(Method::DELETE, &format!("sys/auth/{mount}"), None, Value::Null).await;
+}
