@@ -20,8 +20,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sqlx::Postgres;
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use crate::config::{Config, ConfigError};
@@ -73,6 +75,8 @@ pub struct DbCredentials {
 struct Tracked {
     current: Credentials,
     pools: Vec<PgPool>,
+    /// When the credentials last changed: pooled connections opened before then are retired.
+    changed_at: Option<Instant>,
 }
 
 impl DbCredentials {
@@ -96,7 +100,7 @@ impl DbCredentials {
         let creds = Arc::new(DbCredentials {
             username_file,
             password_file,
-            tracked: Mutex::new(Tracked { current, pools: Vec::new() }),
+            tracked: Mutex::new(Tracked { current, pools: Vec::new(), changed_at: None }),
         });
         if configured {
             spawn_poller(Arc::downgrade(&creds));
@@ -147,8 +151,29 @@ impl DbCredentials {
                 "database credentials reloaded; new connections use them"
             );
             tracked.current = new;
+            tracked.changed_at = Some(Instant::now());
         }
         true
+    }
+
+    /// Whether a pooled connection of age `age` was opened before the credentials last changed.
+    /// Such connections still work (Postgres keeps sessions when a password changes), but a
+    /// rotation retires the old login role next time, so they are closed as they come back to be
+    /// used: never mid-request, and the pool opens fresh ones with the new credentials.
+    pub fn predates_change(&self, age: Duration) -> bool {
+        self.lock().changed_at.is_some_and(|at| age > at.elapsed())
+    }
+
+    /// `options` with the hook that retires connections opened before a credential change.
+    pub fn retire_stale(self: &Arc<Self>, options: PoolOptions<Postgres>) -> PoolOptions<Postgres> {
+        if !self.is_configured() {
+            return options;
+        }
+        let me = Arc::downgrade(self);
+        options.before_acquire(move |_conn, meta| {
+            let stale = me.upgrade().is_some_and(|c| c.predates_change(meta.age));
+            Box::pin(async move { Ok(!stale) })
+        })
     }
 }
 
@@ -312,6 +337,7 @@ mod tests {
         };
         check(&api, "file-user");
         check(&jobs, "file-user");
+        assert!(!creds.predates_change(Duration::from_secs(3600)), "no change yet: no connection is stale");
 
         std::fs::write(&user_file, "other-user").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -321,6 +347,9 @@ mod tests {
         }
         check(&api, "other-user");
         check(&jobs, "other-user");
+        // Connections opened before the change are retired as they are next acquired.
+        assert!(creds.predates_change(Duration::from_secs(3600)));
+        assert!(!creds.predates_change(Duration::ZERO));
         assert!(api.connect_options().get_options().unwrap_or_default().contains("statement_timeout"));
         assert!(!jobs.connect_options().get_options().unwrap_or_default().contains("statement_timeout"));
         assert_eq!(api.connect_options().get_application_name(), Some("pinak-api"));

@@ -3,6 +3,7 @@
 //! time zone to UTC, so timestamps render as RFC 3339 in UTC.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -40,8 +41,9 @@ pub fn statement_timeout(cfg: &Config) -> Duration {
 /// much Postgres CPU as those statements' own round trips. A connection the database dropped
 /// fails its next statement instead, is discarded, and the pool opens a fresh one.
 /// `credentials` keeps the pool on the credential files' values while they change.
-pub fn pool(cfg: &Config, credentials: &DbCredentials) -> Result<PgPool, sqlx::Error> {
-    let pool = PgPoolOptions::new()
+pub fn pool(cfg: &Config, credentials: &Arc<DbCredentials>) -> Result<PgPool, sqlx::Error> {
+    let pool = credentials
+        .retire_stale(PgPoolOptions::new())
         .max_connections(cfg.db_pool_size)
         .min_connections(0)
         .test_before_acquire(false)

@@ -72,10 +72,11 @@ pub fn worker_schema(store: &str) -> String {
 /// jobs (and graphile's LISTEN connection) never take connections from requests, and an
 /// operator can tell them apart in `pg_stat_activity` (`application_name = pinak-jobs:<store>`).
 /// Like the API pool, it follows the credential files (`credentials`).
-pub fn pool(cfg: &Config, credentials: &DbCredentials) -> Result<PgPool, sqlx::Error> {
+pub fn pool(cfg: &Config, credentials: &std::sync::Arc<DbCredentials>) -> Result<PgPool, sqlx::Error> {
     let opts = crate::db::connect_options(cfg, &credentials.current())?
         .application_name(&format!("pinak-jobs:{}", cfg.db_schema));
-    let pool = PgPoolOptions::new()
+    let pool = credentials
+        .retire_stale(PgPoolOptions::new())
         .max_connections(cfg.jobs_concurrency as u32 + 4)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(10))

@@ -26,6 +26,11 @@ pub struct OperatorConfig {
     /// `PINAK_OPERATOR_SERVICE_ACCOUNT_TOKEN_FILE`: the token the operator logs in to Vault
     /// with (kubernetes auth method). Re-read at each login, since projected tokens rotate.
     pub service_account_token_file: PathBuf,
+    /// `PINAK_OPERATOR_ROTATION_GRACE_SECS`: the least time between two password rotations of
+    /// a store. The second changes the password the pods used before the first, so every pod
+    /// must have read the new credential files by then (the kubelet updates mounted Secrets
+    /// within about a minute).
+    pub rotation_grace: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -36,6 +41,7 @@ impl Default for OperatorConfig {
             model_dir: None,
             resync: Duration::from_secs(300),
             service_account_token_file: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_TOKEN_FILE),
+            rotation_grace: Duration::from_secs(180),
         }
     }
 }
@@ -60,7 +66,14 @@ impl OperatorConfig {
             },
             None => d.resync,
         };
+        let rotation_grace = match get("PINAK_OPERATOR_ROTATION_GRACE_SECS") {
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                anyhow::anyhow!("PINAK_OPERATOR_ROTATION_GRACE_SECS={v:?} must be a number of seconds")
+            })?),
+            None => d.rotation_grace,
+        };
         Ok(Self {
+            rotation_grace,
             listen,
             api_image: get("PINAK_OPERATOR_API_IMAGE").unwrap_or(d.api_image),
             model_dir: get("PINAK_OPERATOR_MODEL_DIR"),

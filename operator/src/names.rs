@@ -23,9 +23,12 @@ pub struct StoreNames {
     pub worker_schema: String,
     /// NOLOGIN role that owns the schemas and every object in them.
     pub owner_role: String,
-    /// The role the API pods log in as. Rotation (issue 16) will add a second slot, `_b`, and
-    /// alternate between them; both are members of `owner_role`, so either sees the same data.
+    /// The two login roles the API pods use in turn (`_a` first, then `_b`): a password
+    /// rotation sets a new password on the one not in use and moves the pods to it, so the old
+    /// credentials keep working until every pod has the new ones. Both are members of
+    /// `owner_role`, so either sees the same data.
     pub login_role: String,
+    pub login_role_b: String,
     /// Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler share this name.
     pub workload: String,
     /// The operator-owned Secret with the store's credentials.
@@ -59,6 +62,7 @@ impl StoreNames {
             worker_schema: suffixed_identifier(&schema, "_worker"),
             owner_role: suffixed_identifier(&schema, "_owner"),
             login_role: suffixed_identifier(&schema, "_a"),
+            login_role_b: suffixed_identifier(&schema, "_b"),
             workload: name.clone(),
             secret: format!("{name}-pinak"),
             jwt_keys_secret: format!("{name}-pinak-jwt-keys"),
@@ -74,6 +78,16 @@ impl StoreNames {
     /// schema is not silently adopted by a new store.
     pub fn ownership_marker(&self) -> String {
         format!("pinak-operator:{}/{}:{}", self.namespace, self.name, self.uid)
+    }
+
+    /// Both login roles.
+    pub fn login_roles(&self) -> [&str; 2] {
+        [&self.login_role, &self.login_role_b]
+    }
+
+    /// The login role a rotation moves to from `current`.
+    pub fn other_login_role(&self, current: &str) -> &str {
+        if current == self.login_role { &self.login_role_b } else { &self.login_role }
     }
 
     /// In-cluster URL of the store's API.
@@ -127,6 +141,9 @@ mod tests {
         assert_eq!(n.worker_schema, "ms_team_a_notes_0dface7421_worker");
         assert_eq!(n.owner_role, "ms_team_a_notes_0dface7421_owner");
         assert_eq!(n.login_role, "ms_team_a_notes_0dface7421_a");
+        assert_eq!(n.login_role_b, "ms_team_a_notes_0dface7421_b");
+        assert_eq!(n.other_login_role(&n.login_role), n.login_role_b);
+        assert_eq!(n.other_login_role(&n.login_role_b), n.login_role);
         assert_eq!(n.secret, "notes-pinak");
         assert_eq!(n.endpoint(), "http://notes.team-a.svc:80");
         assert_eq!(n.ownership_marker(), "pinak-operator:team-a/notes:00000000-0000-4000-8000-000000000001");

@@ -25,6 +25,8 @@ pub struct Progress {
     pub workload_ready: bool,
     /// A child object was created, changed or deleted in this reconcile.
     pub changed: bool,
+    /// Come back this soon (a password rotation waiting out its grace period).
+    pub retry_after: Option<std::time::Duration>,
     /// The live Deployment (after apply, or as read).
     pub deployment: Option<Deployment>,
 }
@@ -327,6 +329,7 @@ mod tests {
             secret_ready: true,
             workload_ready: true,
             changed: false,
+            retry_after: None,
             deployment: Some(deployment),
         }
     }

@@ -38,7 +38,7 @@ fn names_of(store: &MemoryStore) -> StoreNames {
 }
 
 fn target<'a>(names: &'a StoreNames, password: &'a str) -> Target<'a> {
-    Target { names, password, connection_limit: 7 }
+    Target { names, login_role: &names.login_role, password, connection_limit: 7 }
 }
 
 async fn connect(url: &str) -> Result<PgConnection, sqlx::Error> {
@@ -86,7 +86,7 @@ async fn provisioning_is_idempotent_and_the_login_role_is_least_privilege() {
     let second = database::provision(&admin, &target(&names, "pw-one")).await.unwrap();
     assert_eq!(second, first);
     let mut conn = admin_conn().await;
-    let observed = database::observe(&mut conn, &names).await.unwrap();
+    let observed = database::observe(&mut conn, &names, &names.login_role).await.unwrap();
     let plan = plan::setup_plan(&target(&names, "pw-one"), &observed, || panic!("no password change")).unwrap();
     assert_eq!(plan, Vec::<String>::new());
 

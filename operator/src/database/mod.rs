@@ -48,7 +48,16 @@ impl AdminUrl {
     }
 
     /// The same server and database as the admin URL (and its parameters, e.g. `sslmode`),
-    /// with the store's login role and password: what the API pods connect with.
+    /// without credentials: the pods' `PINAK_DATABASE_URL`, which stays the same across
+    /// password rotations (the user and password reach the pods as files).
+    pub fn for_pods(&self) -> String {
+        let mut url = self.0.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
+    /// The same server and database as the admin URL, with a login role and its password.
     pub fn for_login(&self, user: &str, password: &str) -> String {
         let mut url = self.0.clone();
         // Both only fail for URLs without a host, which `parse` refused.
@@ -89,7 +98,7 @@ pub async fn provision(admin: &AdminUrl, target: &Target<'_>) -> Result<DbReport
 
 async fn provision_on(conn: &mut PgConnection, target: &Target<'_>) -> Result<DbReport> {
     let names = target.names;
-    let observed = observe(conn, names).await?;
+    let observed = observe(conn, names, target.login_role).await?;
     let statements = plan::setup_plan(target, &observed, || scram::new_verifier(target.password))?;
     if !statements.is_empty() {
         run_in_transaction(conn, &statements).await?;
@@ -112,20 +121,20 @@ pub async fn reclaim(admin: &AdminUrl, names: &StoreNames) -> Result<()> {
 }
 
 async fn reclaim_on(conn: &mut PgConnection, names: &StoreNames) -> Result<()> {
-    let observed = observe(conn, names).await?;
+    let observed = observe(conn, names, &names.login_role).await?;
     let plan = plan::reclaim_plan(names, &observed);
     if !plan.lock_out.is_empty() {
         run_in_transaction(conn, &plan.lock_out).await?;
         // Pods still connected would hold locks DROP SCHEMA waits for. Best effort: without
         // the right to signal them, the drop waits (lock_timeout) and the reconcile retries.
         let ended = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = ANY($1) AND pid <> pg_backend_pid()",
         )
-        .bind(&names.login_role)
+        .bind(names.login_roles())
         .fetch_one(&mut *conn)
         .await;
         if let Err(e) = ended {
-            tracing::warn!(role = %names.login_role, error = %e, "cannot end the store role's sessions");
+            tracing::warn!(schema = %names.schema, error = %e, "cannot end the store login roles' sessions");
         }
     }
     if !plan.drop.is_empty() {
@@ -136,7 +145,8 @@ async fn reclaim_on(conn: &mut PgConnection, names: &StoreNames) -> Result<()> {
 }
 
 /// Reads what exists among the store's names.
-pub async fn observe(conn: &mut PgConnection, names: &StoreNames) -> Result<Observed> {
+/// What Postgres has for the store's names; `login_in_owner` is about `login_role`.
+pub async fn observe(conn: &mut PgConnection, names: &StoreNames, login_role: &str) -> Result<Observed> {
     let schemas: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT nspname::text, obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = ANY($1)",
     )
@@ -147,7 +157,7 @@ pub async fn observe(conn: &mut PgConnection, names: &StoreNames) -> Result<Obse
     let roles: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = ANY($1)",
     )
-    .bind([names.owner_role.as_str(), names.login_role.as_str()])
+    .bind([names.owner_role.as_str(), names.login_role.as_str(), names.login_role_b.as_str()])
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::from_sqlx)?;
@@ -159,7 +169,7 @@ pub async fn observe(conn: &mut PgConnection, names: &StoreNames) -> Result<Obse
                         WHERE r.rolname = $1 AND u.rolname = $2)",
     )
     .bind(&names.owner_role)
-    .bind(&names.login_role)
+    .bind(login_role)
     .fetch_one(&mut *conn)
     .await
     .map_err(Error::from_sqlx)?;

@@ -18,7 +18,10 @@ pub const STATEMENT_TIMEOUT: &str = "60s";
 #[derive(Clone, Debug)]
 pub struct Target<'a> {
     pub names: &'a StoreNames,
-    /// The login role's password (kept in the store's Secret).
+    /// The login role in use (one of `names.login_roles()`) and its password (kept in the
+    /// store's Secret). The other login role is left as it is: its sessions, and new ones with
+    /// its password, keep working while a rotation reaches the pods.
+    pub login_role: &'a str,
     pub password: &'a str,
     pub connection_limit: i32,
 }
@@ -67,11 +70,11 @@ pub fn check_ownership(names: &StoreNames, o: &Observed) -> Result<()> {
             return Err(Error::SchemaNotOwned { schema: schema.clone(), found: comment.clone() });
         }
     }
-    for role in [&names.owner_role, &names.login_role] {
+    for role in [names.owner_role.as_str(), names.login_role.as_str(), names.login_role_b.as_str()] {
         if let Some(comment) = o.roles.get(role)
             && !is_ours(comment.as_deref(), &marker)
         {
-            return Err(Error::RoleNotOwned { role: role.clone(), found: comment.clone() });
+            return Err(Error::RoleNotOwned { role: role.to_owned(), found: comment.clone() });
         }
     }
     Ok(())
@@ -88,7 +91,7 @@ pub fn setup_plan(t: &Target<'_>, o: &Observed, verifier: impl FnOnce() -> Resul
     check_ownership(t.names, o)?;
     let n = t.names;
     let marker = literal(&n.ownership_marker());
-    let (owner, login) = (ident(&n.owner_role), ident(&n.login_role));
+    let (owner, login) = (ident(&n.owner_role), ident(t.login_role));
     let mut plan = Vec::new();
 
     if !o.roles.contains_key(&n.owner_role) {
@@ -102,8 +105,11 @@ pub fn setup_plan(t: &Target<'_>, o: &Observed, verifier: impl FnOnce() -> Resul
     }
 
     let comment = login_comment(t);
-    let login_exists = o.roles.contains_key(&n.login_role);
-    if !login_exists || o.roles.get(&n.login_role).cloned().flatten().as_deref() != Some(comment.as_str()) {
+    if !n.login_roles().contains(&t.login_role) {
+        return Err(Error::InvalidSpec(format!("{:?} is not one of the store's login roles", t.login_role)));
+    }
+    let login_exists = o.roles.contains_key(t.login_role);
+    if !login_exists || o.roles.get(t.login_role).cloned().flatten().as_deref() != Some(comment.as_str()) {
         let verb = if login_exists { "ALTER ROLE" } else { "CREATE ROLE" };
         plan.push(format!(
             "{verb} {login} WITH LOGIN INHERIT CONNECTION LIMIT {} PASSWORD {}",
@@ -171,9 +177,13 @@ pub struct ReclaimPlan {
 pub fn reclaim_plan(names: &StoreNames, o: &Observed) -> ReclaimPlan {
     let marker = names.ownership_marker();
     let mut plan = ReclaimPlan::default();
-    let login_ours = o.roles.get(&names.login_role).is_some_and(|c| is_ours(c.as_deref(), &marker));
-    if login_ours {
-        plan.lock_out.push(format!("ALTER ROLE {} NOLOGIN", ident(&names.login_role)));
+    let logins_ours: Vec<&str> = names
+        .login_roles()
+        .into_iter()
+        .filter(|r| o.roles.get(*r).is_some_and(|c| is_ours(c.as_deref(), &marker)))
+        .collect();
+    for login in &logins_ours {
+        plan.lock_out.push(format!("ALTER ROLE {} NOLOGIN", ident(login)));
     }
     for schema in [&names.schema, &names.worker_schema] {
         if o.schemas.get(schema).is_some_and(|c| c.as_deref() == Some(marker.as_str())) {
@@ -186,10 +196,10 @@ pub fn reclaim_plan(names: &StoreNames, o: &Observed) -> ReclaimPlan {
         // was granted: the role is the store's, so all of that is the store's.
         plan.drop.push(format!("DROP OWNED BY {}", ident(&names.owner_role)));
     }
-    // The login role owns nothing (its sessions act as the owner role), so it needs no DROP
-    // OWNED, which a non-superuser admin could not run on it anyway.
-    if login_ours {
-        plan.drop.push(format!("DROP ROLE IF EXISTS {}", ident(&names.login_role)));
+    // The login roles own nothing (their sessions act as the owner role), so they need no DROP
+    // OWNED, which a non-superuser admin could not run on them anyway.
+    for login in &logins_ours {
+        plan.drop.push(format!("DROP ROLE IF EXISTS {}", ident(login)));
     }
     if owner_ours {
         plan.drop.push(format!("DROP ROLE IF EXISTS {}", ident(&names.owner_role)));
@@ -207,7 +217,7 @@ mod tests {
     }
 
     fn target(names: &StoreNames) -> Target<'_> {
-        Target { names, password: "pw", connection_limit: 52 }
+        Target { names, login_role: &names.login_role, password: "pw", connection_limit: 52 }
     }
 
     fn verifier() -> Result<String> {
@@ -396,5 +406,29 @@ mod tests {
         assert_eq!(plan.lock_out, Vec::<String>::new());
         assert_eq!(plan.drop, vec!["DROP SCHEMA IF EXISTS \"ms_notes_worker\" CASCADE"]);
         assert_eq!(reclaim_plan(&n, &Observed::default()), ReclaimPlan::default());
+    }
+
+    #[test]
+    fn a_rotation_provisions_the_second_login_role_and_reclaim_drops_both() {
+        let n = names();
+        let mut o = provisioned(&n);
+        o.login_in_owner = false; // observed for the target's role, b, which does not exist yet
+        let b = Target { login_role: &n.login_role_b, password: "new", ..target(&n) };
+        let plan = setup_plan(&b, &o, verifier).unwrap();
+        assert_eq!(
+            plan[0],
+            "CREATE ROLE \"ms_notes_b\" WITH LOGIN INHERIT CONNECTION LIMIT 52 PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$x:y'"
+        );
+        assert!(plan.contains(&"GRANT \"ms_notes_owner\" TO \"ms_notes_b\"".to_owned()), "{plan:?}");
+        assert!(!plan.iter().any(|s| s.contains("\"ms_notes_a\"")), "the role in use before is left as it is");
+        o.roles.insert(n.login_role_b.clone(), Some(login_comment(&b)));
+        let reclaim = reclaim_plan(&n, &o);
+        assert_eq!(reclaim.lock_out, vec!["ALTER ROLE \"ms_notes_a\" NOLOGIN", "ALTER ROLE \"ms_notes_b\" NOLOGIN"]);
+        assert!(reclaim.drop.contains(&"DROP ROLE IF EXISTS \"ms_notes_b\"".to_owned()));
+        // A foreign role under the second name is refused like the first.
+        o.roles.insert(n.login_role_b.clone(), Some("someone else's".into()));
+        assert!(matches!(setup_plan(&target(&n), &o, verifier), Err(Error::RoleNotOwned { .. })));
+        let stranger = Target { login_role: "postgres", ..target(&n) };
+        assert!(setup_plan(&stranger, &provisioned(&n), verifier).is_err(), "only the store's login roles");
     }
 }

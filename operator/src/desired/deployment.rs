@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
     ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
     SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
 };
@@ -14,7 +14,9 @@ use pinak_crds::{EmbeddingBackend, MemoryStore, MemoryStoreSpec};
 use sha2::{Digest, Sha256};
 
 use super::labels::{child_metadata, desired_labels, selector};
-use super::secret::{KEY_DATABASE_URL, KEY_EMBEDDING_API_KEY, KEY_JWT_SECRET};
+use super::secret::{
+    KEY_DATABASE_PASSWORD, KEY_DATABASE_URL, KEY_DATABASE_USERNAME, KEY_EMBEDDING_API_KEY, KEY_JWT_SECRET,
+};
 use crate::config::OperatorConfig;
 use crate::names::{API_PORT, StoreNames};
 
@@ -24,6 +26,8 @@ pub const RESTART_HASH_ANNOTATION: &str = "pinak.dev/restart-hash";
 pub const CONTAINER: &str = "api";
 /// Non-root uid/gid of the API (the "nonroot" user of distroless images).
 pub const RUN_AS: i64 = 65532;
+/// Where the pods mount the login role's user and password (re-read for new connections).
+pub const DB_CREDENTIALS_DIR: &str = "/var/run/pinak/db";
 /// Where the pods mount the JWT-keys Secret (`PINAK_JWT_KEYS_DIR`).
 pub const JWT_KEYS_DIR: &str = "/var/run/pinak/jwt-keys";
 /// `PINAK_DB_POOL_SIZE` of every pod; the login role's connection limit is sized from it.
@@ -130,11 +134,22 @@ fn container(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig
     }
 }
 
-/// Scratch space under the read-only root (for libraries that write temporary files), and the
-/// JWT-keys Secret when Vault supplies keys.
+/// Scratch space under the read-only root (for libraries that write temporary files), the login
+/// role's user and password, and the JWT-keys Secret when Vault supplies keys.
 fn volumes(spec: &MemoryStoreSpec, names: &StoreNames) -> Vec<Volume> {
-    let mut volumes =
-        vec![Volume { name: "tmp".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
+    let item = |key: &str, path: &str| KeyToPath { key: key.to_owned(), path: path.to_owned(), mode: None };
+    let mut volumes = vec![
+        Volume { name: "tmp".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        Volume {
+            name: "db-credentials".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.secret.clone()),
+                items: Some(vec![item(KEY_DATABASE_USERNAME, "username"), item(KEY_DATABASE_PASSWORD, "password")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
     if vault_jwt_keys(spec) {
         volumes.push(Volume {
             name: "jwt-keys".to_owned(),
@@ -146,7 +161,15 @@ fn volumes(spec: &MemoryStoreSpec, names: &StoreNames) -> Vec<Volume> {
 }
 
 fn volume_mounts(spec: &MemoryStoreSpec) -> Vec<VolumeMount> {
-    let mut mounts = vec![VolumeMount { name: "tmp".to_owned(), mount_path: "/tmp".to_owned(), ..Default::default() }];
+    let mut mounts = vec![
+        VolumeMount { name: "tmp".to_owned(), mount_path: "/tmp".to_owned(), ..Default::default() },
+        VolumeMount {
+            name: "db-credentials".to_owned(),
+            mount_path: DB_CREDENTIALS_DIR.to_owned(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    ];
     if vault_jwt_keys(spec) {
         mounts.push(VolumeMount {
             name: "jwt-keys".to_owned(),
@@ -187,6 +210,8 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
         // loopback address on one host, and on a real cluster it is the same interface.
         value("PINAK_LISTEN", format!("$(POD_IP):{API_PORT}")),
         from_secret("PINAK_DATABASE_URL", KEY_DATABASE_URL),
+        value("PINAK_DATABASE_USERNAME_FILE", format!("{DB_CREDENTIALS_DIR}/username")),
+        value("PINAK_DATABASE_PASSWORD_FILE", format!("{DB_CREDENTIALS_DIR}/password")),
         value("PINAK_DB_SCHEMA", names.schema.clone()),
         // The operator applies the migrations: one writer, never racing pods.
         value("PINAK_MIGRATE", "false".to_owned()),
@@ -381,7 +406,7 @@ mod tests {
     fn vault_keys_are_mounted_and_the_embedding_key_comes_from_the_secret() {
         let plain = build(serde_json::json!({}));
         let pod = |d: &Deployment| d.spec.clone().unwrap().template.spec.unwrap();
-        assert_eq!(pod(&plain).volumes.unwrap().len(), 1, "no Vault: scratch space only");
+        assert_eq!(pod(&plain).volumes.unwrap().len(), 2, "no Vault: scratch space and the database credentials");
         assert!(!env_of(&plain).contains_key("PINAK_JWT_KEYS_DIR"));
         let vault = serde_json::json!({"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "paths": {"jwt": "j", "embedding": "e"}});
         let d = build(serde_json::json!({"vault": vault, "embedding": {"apiKeyVaultKey": "key"}}));

@@ -33,7 +33,7 @@ use crate::database::{self, AdminUrl, Target, scram};
 use crate::desired::deployment::connection_limit;
 use crate::desired::deployment::vault_jwt_keys;
 use crate::desired::labels::selector_string;
-use crate::desired::secret::{SecretValues, env_hash, jwt_keys_secret};
+use crate::desired::secret::{ROTATE_ANNOTATION, RotationStep, SecretValues, env_hash, jwt_keys_secret, rotation_step};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::StoreNames;
@@ -165,7 +165,8 @@ async fn converge(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) ->
     reported?;
     // A store on Vault is re-read every refreshInterval, even when nothing else happens.
     let refresh = store.spec.vault.as_ref().and_then(|v| v.refresh_interval_duration());
-    Ok(Action::requeue(refresh.map_or(ctx.config.resync, |r| r.min(ctx.config.resync))))
+    let next = [refresh, progress.retry_after].into_iter().flatten().fold(ctx.config.resync, Duration::min);
+    Ok(Action::requeue(next))
 }
 
 /// The reconcile proper; `progress` records how far it got, for the status.
@@ -187,17 +188,40 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
         // Before its values are used: a foreign Secret's password must not reach Postgres.
         ensure_controlled(live, &names)?;
     }
-    let mut values = SecretValues::resolve(live_secret.as_ref(), scram::generate_password, scram::generate_jwt_secret)?;
+    let mut values =
+        SecretValues::resolve(live_secret.as_ref(), &names, scram::generate_password, scram::generate_jwt_secret)?;
+    let requested = store.annotations().get(ROTATE_ANNOTATION).map(String::as_str);
+    let existing = live_secret.as_ref().map(|_| &values);
+    match rotation_step(requested, existing, Timestamp::now(), ctx.config.rotation_grace) {
+        RotationStep::None => {}
+        RotationStep::Record(done) => values.rotation = Some(done),
+        RotationStep::Rotate(done) => {
+            let to = names.other_login_role(&values.login_role).to_owned();
+            let from = std::mem::replace(&mut values.login_role, to);
+            values.password = scram::generate_password()?;
+            tracing::info!(store = %names.name, from, to = %values.login_role, request = %done.request, "rotating the database password");
+            values.rotation = Some(done);
+        }
+        RotationStep::Wait(left) => {
+            tracing::info!(store = %names.name, wait_secs = left.as_secs(), "password rotation waits out the grace period of the last one");
+            progress.retry_after = Some(left);
+        }
+    }
     if let Some(v) = &vault {
         if let Some(secret) = v.jwt.as_ref().and_then(|j| j.hs256_secret.clone()) {
             values.jwt_secret = secret;
         }
         values.embedding_api_key.clone_from(&v.embedding_api_key);
     }
-    let target = Target { names: &names, password: &values.password, connection_limit: connection_limit(&store.spec) };
+    let target = Target {
+        names: &names,
+        login_role: &values.login_role,
+        password: &values.password,
+        connection_limit: connection_limit(&store.spec),
+    };
     progress.database = Some(database::provision(&admin, &target).await?);
 
-    let secret = desired::secret::secret(store, &names, &values, &admin.for_login(&names.login_role, &values.password));
+    let secret = desired::secret::secret(store, &names, &values, &admin.for_pods());
     progress.changed |= apply(&secrets, &secret, live_secret, &names).await?.changed;
     match vault.as_ref().and_then(|v| v.jwt.as_ref()) {
         Some(jwt) if vault_jwt_keys(&store.spec) => {
