@@ -5,7 +5,9 @@
 //! and isolate themselves under a unique KV path.
 
 pub mod keypair;
+pub mod load;
 pub mod operator;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::time::Duration;

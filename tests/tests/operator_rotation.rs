@@ -4,11 +4,10 @@
 //! the passwords of store roles (scripts/stack.sh), so a pod that opened a connection with
 //! stale credentials would fail requests. Zero failed requests and zero pod restarts.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kubesim::testing::Sim;
+use pinak_tests::load::Load;
 use pinak_tests::operator::{
     cluster, operator_logs, service_base, start_operator_with, store_jwt_secret, store_manifest, tenant_namespace,
     token, wait_ready,
@@ -17,42 +16,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 const WORKERS: usize = 16;
-
-#[derive(Default)]
-struct Load {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    stop: AtomicBool,
-    first_failure: std::sync::Mutex<Option<String>>,
-}
-
-fn start_load(url: String, bearer: String) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
-    let load = Arc::new(Load::default());
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let workers = (0..WORKERS)
-        .map(|_| {
-            let (load, http, url, bearer) = (load.clone(), http.clone(), url.clone(), bearer.clone());
-            tokio::spawn(async move {
-                while !load.stop.load(Ordering::Relaxed) {
-                    match http.get(&url).bearer_auth(&bearer).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            load.ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => {
-                            load.failed.fetch_add(1, Ordering::Relaxed);
-                            let what = match other {
-                                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                                Err(e) => format!("transport: {e}"),
-                            };
-                            load.first_failure.lock().unwrap().get_or_insert(what);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    (load, workers)
-}
 
 /// Login roles of the store's pinak-api sessions now.
 async fn session_roles(admin: &mut PgConnection, roles: [&str; 2]) -> Vec<String> {
@@ -117,34 +80,29 @@ async fn the_database_password_rotates_under_load_with_no_failed_request_and_no_
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
 
     let url = format!("{}/search?query=rotation", service_base(&sim, &ns));
-    let (load, workers) = start_load(url, token(&store_jwt_secret(&sim, &ns), &ns));
+    let load = Load::start(url, token(&store_jwt_secret(&sim, &ns), &ns), WORKERS);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pods_before = pods(&sim, &ns);
     assert_eq!(pods_before.len(), 2, "{pods_before:?}");
     assert_eq!(session_roles(&mut admin, roles).await, [role_a.as_str()], "the pods start on role a");
 
-    let started = Instant::now();
     let to_b = rotate(&sim, &ns, "1", &role_b, roles, &mut admin).await;
     // The grace period (3 s here) holds a second request back: the pods may still use a.
     let to_a = rotate(&sim, &ns, "2", &role_a, roles, &mut admin).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    load.stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let elapsed = started.elapsed() + Duration::from_secs(2);
-    let (ok, failed) = (load.ok.load(Ordering::Relaxed), load.failed.load(Ordering::Relaxed));
+    let report = load.finish().await;
+    let (ok, failed) = (report.ok, report.failed);
     let pods_after = pods(&sim, &ns);
     let restarts: i64 = pods_after.iter().map(|(_, r)| r).sum();
     println!(
         "rotation under load: {} requests in {:.1} s ({:.0} req/s, {WORKERS} clients, 2 pods), {failed} failed, {restarts} pod restarts; pods on the new role after {:.1} s (a->b) and {:.1} s (b->a, after the 3 s grace)",
         ok + failed,
-        elapsed.as_secs_f64(),
-        (ok + failed) as f64 / elapsed.as_secs_f64(),
+        report.elapsed.as_secs_f64(),
+        report.per_second(),
         to_b.as_secs_f64(),
         to_a.as_secs_f64(),
     );
-    assert_eq!(failed, 0, "failed requests; the first: {:?}", load.first_failure.lock().unwrap());
+    assert_eq!(failed, 0, "failed requests; the first: {:?}", report.first_failure);
     assert!(ok > 500, "the load ran: {ok} requests");
     assert_eq!(pods_after, pods_before, "the same pods, none restarted");
 

@@ -3,16 +3,19 @@
 //! and token-verification material from KV, and delivers them to real `pinak-api` pods.
 //! Verification keys rotate in Vault and reach the pods without a restart; a bad path, an
 //! unreachable Vault and a revoked Vault token are reported precisely while the pods keep
-//! serving with the last good values.
+//! serving with the last good values. Vault goes down and comes back for real: the operator
+//! reaches it through a forwarder the test cuts and restores.
 
 use std::time::Duration;
 
 use kubesim::testing::{OpenBao, Sim};
 use pinak_tests::keypair::KeyPair;
+use pinak_tests::load::Load;
 use pinak_tests::operator::{
     agent_claims, cluster, condition, operator_logs, service_base, start_operator_with, token, wait_condition,
     wait_ready,
 };
+use pinak_tests::proxy::Proxy;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -136,7 +139,11 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
         &[("PINAK_OPERATOR_SERVICE_ACCOUNT_TOKEN_FILE", token_file.to_str().unwrap())],
     );
     let reviews_before = token_reviews(&sim);
-    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store(&ns, &bao.addr, &mount, &format!("{ns}/jwt"))));
+    // The operator reaches Vault through a forwarder the test can cut: Vault down, then up.
+    let upstream = bao.addr.trim_start_matches("http://").to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let vault_addr = format!("http://{}", proxy.addr);
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store(&ns, &vault_addr, &mount, &format!("{ns}/jwt"))));
     let ready = wait_ready(&sim, &ns);
     assert!(token_reviews(&sim) > reviews_before, "the operator's login went through TokenReview");
     assert!(ready["status"]["vault"]["lastRefreshTime"].is_string(), "{}", ready["status"]);
@@ -158,16 +165,31 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     let keys = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak-jwt-keys"]);
     assert_eq!(keys["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["k1.pem"]);
 
-    // Rotation: k2 added in Vault reaches the pods without a restart; k1 removed is refused.
+    // Rotation under load: k2 added in Vault reaches the pods without a restart, clients move
+    // to it, k1 removed is refused; the clients of the HS256 secret and of k2 see no failure.
     let pods_before = pods(&sim, &ns);
     assert!(pods_before.iter().all(|(_, restarts)| *restarts == 0), "{pods_before:?}");
+    let url = format!("{}/search?query=rotation", service_base(&sim, &ns));
+    let steady = Load::start(url.clone(), hs.clone(), 4);
     put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k1": pem(&k1), "k2": pem(&k2) })).await;
     refresh(&sim, &ns, "1");
     until_search(&sim, &ns, &t2, 200, "k2 accepted after it was added in Vault").await;
+    let moved = Load::start(url, t2.clone(), 4);
     put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k2": pem(&k2) })).await;
     refresh(&sim, &ns, "2");
     until_search(&sim, &ns, &t1, 401, "k1 refused after it was removed from Vault").await;
-    assert_eq!(search(&sim, &ns, &t2).await, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (steady, moved) = (steady.finish().await, moved.finish().await);
+    println!(
+        "JWT key rotation under load: {} requests ({:.0} req/s) with the HS256 secret and {} with k2 while k1 was removed; {} + {} failed",
+        steady.ok + steady.failed,
+        steady.per_second(),
+        moved.ok + moved.failed,
+        steady.failed,
+        moved.failed
+    );
+    assert_eq!((steady.failed, moved.failed), (0, 0), "{:?} {:?}", steady.first_failure, moved.first_failure);
+    assert!(steady.ok > 50 && moved.ok > 10, "the loads ran: {steady:?} {moved:?}");
     assert_eq!(pods(&sim, &ns), pods_before, "same pods, no restarts");
 
     // A revoked Vault token: the operator logs in again by itself.
@@ -186,20 +208,24 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
 
     // A path Vault does not have: a precise condition; the pods keep the last good keys.
     let vault = |address: &str, jwt: &str| json!({"address": address, "paths": {"jwt": jwt}});
-    patch_spec(&sim, &ns, vault(&bao.addr, &format!("{ns}/missing")));
+    patch_spec(&sim, &ns, vault(&vault_addr, &format!("{ns}/missing")));
     let c = wait_condition(&sim, &ns, "notes", "SecretsReady", "False", "VaultPathNotFound").await;
     assert!(c["message"].as_str().unwrap().contains(&format!("secret/{ns}/missing")), "{c}");
     let degraded = condition(&sim, &ns, "notes", "Degraded").unwrap();
     assert_eq!((degraded["status"].as_str(), degraded["reason"].as_str()), (Some("True"), Some("VaultPathNotFound")));
     assert_eq!(search(&sim, &ns, &t2).await, 200, "pods keep serving with the last good keys");
 
-    // Vault unreachable: reported, nothing deleted, and recovery once it answers again.
-    patch_spec(&sim, &ns, vault("http://127.0.0.1:9", &format!("{ns}/jwt")));
+    patch_spec(&sim, &ns, vault(&vault_addr, &format!("{ns}/jwt")));
+    wait_condition(&sim, &ns, "notes", "SecretsReady", "True", "SecretApplied").await;
+
+    // Vault down: reported, nothing deleted, the pods keep serving; up again: recovery by itself.
+    proxy.cut();
+    refresh(&sim, &ns, "4");
     let c = wait_condition(&sim, &ns, "notes", "SecretsReady", "False", "VaultUnreachable").await;
-    assert!(c["message"].as_str().unwrap().contains("127.0.0.1:9"), "{c}");
+    assert!(c["message"].as_str().unwrap().contains(&vault_addr), "{c}");
     assert_eq!(search(&sim, &ns, &t2).await, 200, "pods keep serving while Vault is away");
     sim.kubectl_ok(&["-n", &ns, "get", "secret", "notes-pinak", "notes-pinak-jwt-keys"], None);
-    patch_spec(&sim, &ns, vault(&bao.addr, &format!("{ns}/jwt")));
+    proxy.restore().await;
     wait_condition(&sim, &ns, "notes", "SecretsReady", "True", "SecretApplied").await;
     wait_ready(&sim, &ns);
     assert_eq!(pods(&sim, &ns), pods_before, "still the same pods: no change needed new ones");
