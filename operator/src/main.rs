@@ -56,10 +56,12 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// JSON lines on stdout; `RUST_LOG` filters (default `info`, kube's own chatter at warn).
+/// JSON lines on stdout; `RUST_LOG` filters (default `info`, kube's own chatter at warn). The
+/// Vault client logs every refused request at error level, including the 403 that tells the
+/// operator to log in again; the operator reports Vault failures itself, so those are off.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,sqlx=warn,vaultrs=off,rustify=off"));
     tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
 }
 

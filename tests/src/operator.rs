@@ -84,7 +84,7 @@ pub fn start_operator_with(sim: &Sim, log_name: &str, env: &[(&str, &str)]) -> O
         .env("KUBECONFIG", sim.kubeconfig())
         .env("PINAK_OPERATOR_LISTEN", "127.0.0.1:0")
         .env("PINAK_OPERATOR_API_IMAGE", API_IMAGE)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info,vaultrs=off,rustify=off");
     for (k, v) in env {
         cmd.env(k, v);
     }

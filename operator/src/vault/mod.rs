@@ -181,6 +181,7 @@ impl Vaults {
                     let client = client(vault, &s.token)?;
                     match vaultrs::token::renew_self(&client, None).await {
                         Ok(auth) => {
+                            tracing::info!(lease_secs = auth.lease_duration, "renewed the Vault token");
                             let renewed =
                                 Session::from_lease(s.token, auth.lease_duration, auth.renewable, s.can_relogin);
                             sessions.insert(key.to_owned(), renewed.clone());
@@ -194,6 +195,12 @@ impl Vaults {
             sessions.remove(key);
         }
         let session = login.login(vault).await?;
+        tracing::info!(
+            login = %login.describe(),
+            ttl_secs = session.ttl.as_secs(),
+            renewable = session.renewable,
+            "logged in to Vault"
+        );
         sessions.insert(key.to_owned(), session.clone());
         Ok(session)
     }
