@@ -254,3 +254,32 @@ pub fn is_write(r: &Value) -> bool {
 pub fn operator_writes(sim: &Sim, from: usize) -> Vec<Value> {
     operator_requests(sim, from).into_iter().filter(is_write).collect()
 }
+
+/// The pods of `ns` as (name, uid, restarts), sorted: equal snapshots mean no pod was
+/// replaced or restarted.
+pub fn pods(sim: &Sim, ns: &str) -> Vec<(String, String, i64)> {
+    let list = sim.kubectl_json(&["-n", ns, "get", "pods"]);
+    let mut pods: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let restarts = p["status"]["containerStatuses"]
+                .as_array()
+                .map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum())
+                .unwrap_or(0);
+            (
+                p["metadata"]["name"].as_str().unwrap().to_owned(),
+                p["metadata"]["uid"].as_str().unwrap().to_owned(),
+                restarts,
+            )
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// How many ReplicaSets `ns` has: one more after each rollout.
+pub fn replica_sets(sim: &Sim, ns: &str) -> usize {
+    sim.kubectl_json(&["-n", ns, "get", "replicasets"])["items"].as_array().unwrap().len()
+}

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use pinak_tests::operator::{
-    cluster_with_operator, operator_writes, service_base, store_jwt_secret, store_manifest, tenant_namespace, token,
-    wait_ready,
+    cluster_with_operator, operator_writes, replica_sets, service_base, store_jwt_secret, store_manifest,
+    tenant_namespace, token, wait_ready,
 };
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ async fn two_stores_are_isolated_scale_and_a_spec_change_rolls_once() {
         &["-n", &a, "wait", "--for=jsonpath={.status.replicas}=2", "memorystore/notes", "--timeout=60s"],
         None,
     );
-    let rs_before = sim.kubectl_json(&["-n", &a, "get", "replicasets"])["items"].as_array().unwrap().len();
+    let rs_before = replica_sets(&sim, &a);
     // A spec change that reaches the pods' environment rolls them exactly once.
     sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&a, 2, "  policy: {trustedClients: [client-a]}\n")));
     let generation =
@@ -69,7 +69,7 @@ async fn two_stores_are_isolated_scale_and_a_spec_change_rolls_once() {
         None,
     );
     sim.kubectl_ok(&["-n", &a, "rollout", "status", "deployment/notes", "--timeout=60s"], None);
-    let rs_after = sim.kubectl_json(&["-n", &a, "get", "replicasets"])["items"].as_array().unwrap().len();
+    let rs_after = replica_sets(&sim, &a);
     assert_eq!(rs_after, rs_before + 1, "one rollout: one new ReplicaSet");
     let d = sim.kubectl_json(&["-n", &a, "get", "deployment", "notes"]);
     let env = d["spec"]["template"]["spec"]["containers"][0]["env"].to_string();

@@ -15,43 +15,15 @@ use std::time::Duration;
 
 use kubesim::testing::Sim;
 use pinak_tests::operator::{
-    Operator, cluster, condition, operator_logs, operator_requests, operator_writes, set_secret_url,
-    start_operator_with, store_manifest, tenant_namespace, wait_condition, wait_ready,
+    Operator, cluster, condition, operator_logs, operator_requests, operator_writes, pods, replica_sets,
+    set_secret_url, start_operator_with, store_manifest, tenant_namespace, wait_condition, wait_ready,
 };
 use serde_json::Value;
 
 const FAST_RESYNC: (&str, &str) = ("PINAK_OPERATOR_RESYNC_SECS", "2");
 
-/// The pods of `ns` as (name, uid, restarts), sorted: equal snapshots mean no pod was
-/// replaced or restarted.
-fn pods(sim: &Sim, ns: &str) -> Vec<(String, String, i64)> {
-    let list = sim.kubectl_json(&["-n", ns, "get", "pods"]);
-    let mut pods: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let restarts = p["status"]["containerStatuses"]
-                .as_array()
-                .map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum())
-                .unwrap_or(0);
-            (
-                p["metadata"]["name"].as_str().unwrap().to_owned(),
-                p["metadata"]["uid"].as_str().unwrap().to_owned(),
-                restarts,
-            )
-        })
-        .collect();
-    pods.sort();
-    pods
-}
-
 fn uid(sim: &Sim, ns: &str, kind: &str, name: &str) -> String {
     sim.kubectl_json(&["-n", ns, "get", kind, name])["metadata"]["uid"].as_str().unwrap().to_owned()
-}
-
-fn replica_sets(sim: &Sim, ns: &str) -> usize {
-    sim.kubectl_json(&["-n", ns, "get", "replicasets"])["items"].as_array().unwrap().len()
 }
 
 async fn schema_exists(admin_url: &str, schema: &str) -> bool {

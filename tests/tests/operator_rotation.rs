@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use kubesim::testing::Sim;
 use pinak_tests::load::Load;
 use pinak_tests::operator::{
-    cluster, operator_logs, service_base, start_operator_with, store_jwt_secret, store_manifest, tenant_namespace,
-    token, wait_ready,
+    cluster, operator_logs, pods, service_base, start_operator_with, store_jwt_secret, store_manifest,
+    tenant_namespace, token, wait_ready,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -33,21 +33,6 @@ fn username(sim: &Sim, ns: &str) -> String {
     let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
     let raw = secret["data"]["database-username"].as_str().unwrap();
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
-}
-
-fn pods(sim: &Sim, ns: &str) -> Vec<(String, i64)> {
-    let list = sim.kubectl_json(&["-n", ns, "get", "pods"]);
-    let mut pods: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let restarts = p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(-1);
-            (p["metadata"]["name"].as_str().unwrap().to_owned(), restarts)
-        })
-        .collect();
-    pods.sort();
-    pods
 }
 
 /// Rotates once and waits until the Secret names `to` and every pinak-api session uses it;
@@ -93,7 +78,7 @@ async fn the_database_password_rotates_under_load_with_no_failed_request_and_no_
     let report = load.finish().await;
     let (ok, failed) = (report.ok, report.failed);
     let pods_after = pods(&sim, &ns);
-    let restarts: i64 = pods_after.iter().map(|(_, r)| r).sum();
+    let restarts: i64 = pods_after.iter().map(|(_, _, r)| r).sum();
     println!(
         "rotation under load: {} requests in {:.1} s ({:.0} req/s, {WORKERS} clients, 2 pods), {failed} failed, {restarts} pod restarts; pods on the new role after {:.1} s (a->b) and {:.1} s (b->a, after the 3 s grace)",
         ok + failed,

@@ -12,7 +12,7 @@ use kubesim::testing::{OpenBao, Sim};
 use pinak_tests::keypair::KeyPair;
 use pinak_tests::load::Load;
 use pinak_tests::operator::{
-    agent_claims, cluster, condition, operator_logs, service_base, start_operator_with, token, wait_condition,
+    agent_claims, cluster, condition, operator_logs, pods, service_base, start_operator_with, token, wait_condition,
     wait_ready,
 };
 use pinak_tests::proxy::Proxy;
@@ -71,22 +71,6 @@ async fn until_search(sim: &Sim, ns: &str, bearer: &str, want: u16, what: &str) 
         assert!(tokio::time::Instant::now() < deadline, "{what}: still {got}, not {want}\n{}", operator_logs(sim));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Names and restart counts of the store's pods.
-fn pods(sim: &Sim, ns: &str) -> Vec<(String, i64)> {
-    let list = sim.kubectl_json(&["-n", ns, "get", "pods"]);
-    let mut pods: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let restarts = p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(-1);
-            (p["metadata"]["name"].as_str().unwrap().to_owned(), restarts)
-        })
-        .collect();
-    pods.sort();
-    pods
 }
 
 fn refresh(sim: &Sim, ns: &str, value: &str) {
@@ -180,7 +164,7 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     // Rotation under load: k2 added in Vault reaches the pods without a restart, clients move
     // to it, k1 removed is refused; the clients of the HS256 secret and of k2 see no failure.
     let pods_before = pods(&sim, &ns);
-    assert!(pods_before.iter().all(|(_, restarts)| *restarts == 0), "{pods_before:?}");
+    assert!(pods_before.iter().all(|(_, _, restarts)| *restarts == 0), "{pods_before:?}");
     let url = format!("{}/search?query=rotation", service_base(&sim, &ns));
     let steady = Load::start(url.clone(), hs.clone(), 4);
     put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k1": pem(&k1), "k2": pem(&k2) })).await;
