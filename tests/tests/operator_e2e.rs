@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use kubesim::testing::Sim;
 use pinak_tests::operator::{
-    cluster_with_operator, operator_writes, replica_sets, service_base, store_jwt_secret, store_manifest,
-    tenant_namespace, token, wait_ready,
+    cluster, cluster_with_operator, operator_writes, replica_sets, service_base, start_operator_with, store_jwt_secret,
+    store_manifest, tenant_namespace, token, wait_ready,
 };
 use serde_json::{Value, json};
 
@@ -135,4 +136,65 @@ async fn a_memory_store_becomes_ready_and_serves_its_tenant_through_its_service(
         .await
         .unwrap();
     assert_eq!(left, 0, "the store's schemas are dropped");
+}
+
+/// Who manages `.spec.replicas` of the Deployment, by the managedFields entries that own it.
+fn replicas_managers(sim: &Sim, ns: &str) -> Vec<String> {
+    let d = sim.kubectl_json(&["-n", ns, "get", "deployment", "notes", "--show-managed-fields"]);
+    d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["fieldsV1"]["f:spec"]["f:replicas"].is_object())
+        .map(|m| m["manager"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_autoscaling_the_replicas_are_the_hpas_and_the_operator_never_fights_it() {
+    // kubesim has no metrics and runs no HPA controller: the test plays its part, writing the
+    // Deployment's scale subresource as the controller does.
+    let (sim, admin_url) = cluster().await;
+    let _operator = start_operator_with(&sim, "operator.log", &[("PINAK_OPERATOR_RESYNC_SECS", "2")]);
+    let ns = tenant_namespace(&sim, &admin_url);
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&ns, 2, "")));
+    wait_ready(&sim, &ns);
+    assert_eq!(replicas_managers(&sim, &ns), ["pinak-operator"]);
+
+    // Autoscaling on: an HPA on the Deployment, and the replica count handed over as it is.
+    let autoscaled = "  api: {replicas: 2, autoscaling: {minReplicas: 1, maxReplicas: 4}}\n";
+    let manifest = store_manifest(&ns, 2, "").replace("  api: {replicas: 2}\n", "") + autoscaled;
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&manifest));
+    let hpa = kubesim::testing::eventually(30, "the HPA", || {
+        let got = sim.kubectl(&["-n", &ns, "get", "hpa", "notes", "-o", "json"], None);
+        serde_json::from_slice::<Value>(&got.stdout).ok()
+    })
+    .await;
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "notes");
+    assert_eq!((hpa["spec"]["minReplicas"].as_i64(), hpa["spec"]["maxReplicas"].as_i64()), (Some(1), Some(4)));
+    let d = sim.kubectl_json(&["-n", &ns, "get", "deployment", "notes"]);
+    assert_eq!(d["spec"]["replicas"], 2, "handed over at its current count, not reset to 1");
+
+    // The "HPA" scales up; resyncs every 2 s do not undo it.
+    sim.kubectl_ok(&["-n", &ns, "scale", "deployment/notes", "--replicas=3"], None);
+    let mark = sim.requests().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let d = sim.kubectl_json(&["-n", &ns, "get", "deployment", "notes"]);
+    assert_eq!(d["spec"]["replicas"], 3, "the operator left the HPA's count alone");
+    let deployment_writes: Vec<Value> =
+        operator_writes(&sim, mark).into_iter().filter(|w| w["resource"] == "deployments").collect();
+    assert!(deployment_writes.is_empty(), "no Deployment write after the handover: {deployment_writes:?}");
+    assert!(!replicas_managers(&sim, &ns).contains(&"pinak-operator".to_owned()), "the operator owns no replicas");
+
+    // Autoscaling off again: the HPA goes and the spec's count comes back.
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&store_manifest(&ns, 2, "")));
+    sim.kubectl_ok(
+        &["-n", &ns, "wait", "--for=jsonpath={.spec.replicas}=2", "deployment/notes", "--timeout=30s"],
+        None,
+    );
+    kubesim::testing::eventually(30, "the HPA to be deleted", || {
+        (!sim.kubectl(&["-n", &ns, "get", "hpa", "notes"], None).status.success()).then_some(())
+    })
+    .await;
+    sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
 }

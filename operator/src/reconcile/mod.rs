@@ -41,6 +41,9 @@ use crate::status::{Observation, Progress, Transition, desired_status, transitio
 use crate::vault::{Fetched, Vaults};
 use crate::{FINALIZER, MANAGER, desired, validate};
 
+/// Field manager that holds a Deployment's `replicas` while autoscaling takes them over.
+const HANDOVER_MANAGER: &str = "pinak-operator-handover";
+
 /// Key of the admin URL in the admin Secret when `secretRef.key` is unset.
 const ADMIN_URL_KEY: &str = "url";
 
@@ -245,10 +248,17 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
         ensure_controlled(current, &names)?;
         // Autoscaling was switched on. Had the apply below simply dropped `replicas`, the
         // field would lose its only owner and be reset to the default (1) until the HPA acts.
-        // An update (not an apply) keeps it owned meanwhile; the HPA's writes take it over.
-        let params = PatchParams { field_manager: Some(MANAGER.to_owned()), ..Default::default() };
-        let pin = serde_json::json!({"spec": {"replicas": replicas}});
-        deployments.patch(&names.workload, &params, &Patch::Merge(&pin)).await?;
+        // A second field manager applies the current count first, so the field keeps an owner
+        // when the operator's apply lets go of it (an Update would not: it claims only the
+        // fields it changes); the HPA's writes take it over from there.
+        let params = PatchParams::apply(HANDOVER_MANAGER).force();
+        let pin = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": names.workload},
+            "spec": {"replicas": replicas},
+        });
+        deployments.patch(&names.workload, &params, &Patch::Apply(&pin)).await?;
         // Re-apply even if nothing else changed, so the apply stops owning `replicas`.
         live = None;
     }
