@@ -169,14 +169,14 @@ pub struct DatabaseSpec {
     pub reclaim_policy: ReclaimPolicy,
 }
 
-/// Where the admin database credentials come from. Set exactly one of `secretRef` or
-/// `vaultPath`.
+/// Where the admin database credentials come from. Set exactly one of `secretRef`,
+/// `vaultPath` or `cnpgCluster`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.secretRef) != has(self.vaultPath)",
-        "message": "set exactly one of secretRef or vaultPath"
+        "rule": "(has(self.secretRef) ? 1 : 0) + (has(self.vaultPath) ? 1 : 0) + (has(self.cnpgCluster) ? 1 : 0) == 1",
+        "message": "set exactly one of secretRef, vaultPath or cnpgCluster"
     }
 ]))]
 pub struct AdminCredentials {
@@ -190,6 +190,27 @@ pub struct AdminCredentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub vault_path: Option<String>,
+
+    /// A CloudNativePG `Cluster` in the MemoryStore's namespace: the operator logs in with the
+    /// Cluster's superuser Secret (`spec.enableSuperuserAccess: true`) through its read-write
+    /// Service `<cluster>-rw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnpg_cluster: Option<CnpgClusterRef>,
+}
+
+/// A CloudNativePG `Cluster` (`postgresql.cnpg.io/v1`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpgClusterRef {
+    /// Name of the Cluster.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Database the stores live in. Defaults to the Cluster's `bootstrap.initdb.database`, or
+    /// CloudNativePG's default `app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub database: Option<String>,
 }
 
 /// A key in a Secret in the MemoryStore's namespace.

@@ -237,11 +237,11 @@ fn admin_credentials_need_exactly_one_source() {
     let both = with_spec(|s| {
         s["database"]["adminCredentials"]["vaultPath"] = json!("db/admin");
     });
-    assert_rejected(&both, None, "exactly one of secretRef or vaultPath");
+    assert_rejected(&both, None, "exactly one of secretRef, vaultPath or cnpgCluster");
     let neither = with_spec(|s| {
         s["database"]["adminCredentials"] = json!({});
     });
-    assert_rejected(&neither, None, "exactly one of secretRef or vaultPath");
+    assert_rejected(&neither, None, "exactly one of secretRef, vaultPath or cnpgCluster");
 }
 
 #[test]

@@ -37,6 +37,14 @@ pub enum Error {
     #[error("the Vault secret at {path} is not usable: {reason}")]
     VaultInvalidValue { path: String, reason: String },
 
+    #[error(
+        "CloudNativePG Cluster {namespace}/{name} not found (is CloudNativePG installed, and the Cluster in the store's namespace?)"
+    )]
+    CnpgClusterNotFound { namespace: String, name: String },
+
+    #[error("CloudNativePG: {0}")]
+    CnpgNotUsable(String),
+
     #[error("Postgres is unreachable: {0}")]
     DatabaseUnreachable(String),
 
@@ -110,6 +118,8 @@ impl Error {
             Self::VaultPathNotFound { .. } => "VaultPathNotFound",
             Self::VaultKeyMissing { .. } => "VaultKeyMissing",
             Self::VaultInvalidValue { .. } => "VaultInvalidValue",
+            Self::CnpgClusterNotFound { .. } => "CnpgClusterNotFound",
+            Self::CnpgNotUsable(_) => "CnpgNotUsable",
             Self::DatabaseUnreachable(_) => "DatabaseUnreachable",
             Self::DatabaseAuthFailed(_) => "DatabaseAuthFailed",
             Self::SchemaNotOwned { .. } => "SchemaNotOwned",

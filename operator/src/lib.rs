@@ -4,12 +4,14 @@
 //!
 //! - [`names`]: every name derived from a store;
 //! - [`desired`]: pure builders of the child objects;
+//! - [`cnpg`]: admin credentials from a CloudNativePG Cluster;
 //! - [`database`]: provisioning and reclaim in Postgres (the SQL plan is pure);
 //! - [`status`]: the status as a pure function of what a reconcile achieved;
 //! - [`reconcile`]: the controller that ties them together;
 //! - [`leader`]: leader election on a Lease, so that one replica reconciles;
 //! - [`vault`]: login to Vault and the KV reads a store's spec asks for.
 
+pub mod cnpg;
 pub mod config;
 pub mod database;
 pub mod desired;

@@ -11,8 +11,11 @@ const SCHEMA_DIMENSIONS: i32 = 384;
 
 pub fn validate(spec: &MemoryStoreSpec) -> Result<()> {
     let admin = &spec.database.admin_credentials;
-    if admin.secret_ref.is_some() == admin.vault_path.is_some() {
-        return Err(Error::InvalidSpec("database.adminCredentials: set exactly one of secretRef or vaultPath".into()));
+    let sources = [admin.secret_ref.is_some(), admin.vault_path.is_some(), admin.cnpg_cluster.is_some()];
+    if sources.into_iter().filter(|set| *set).count() != 1 {
+        return Err(Error::InvalidSpec(
+            "database.adminCredentials: set exactly one of secretRef, vaultPath or cnpgCluster".into(),
+        ));
     }
     match &spec.vault {
         None if admin.vault_path.is_some() => {

@@ -41,6 +41,7 @@ const OPERATOR_RBAC: &[(&str, &str, &[&str])] = &[
     ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch"]),
     ("autoscaling", "horizontalpodautoscalers", &["get", "list", "watch", "create", "patch", "delete"]),
     ("events.k8s.io", "events", &["create", "patch"]),
+    ("postgresql.cnpg.io", "clusters", &["get"]),
 ];
 
 /// What leader election needs, as the Role in the release namespace must grant it.
@@ -822,28 +823,14 @@ async fn examples_are_valid() {
     assert_eq!(store["spec"]["database"]["adminCredentials"]["secretRef"]["name"], secret["metadata"]["name"]);
     assert!(secret["stringData"]["url"].as_str().unwrap().starts_with("postgresql://"));
 
-    // ...and on CloudNativePG the same Secret makes the role: the URL must agree with it.
+    // ...and on CloudNativePG the store names the Cluster, which grants what the operator uses.
     let docs = example("cloudnative-pg.yaml");
-    let secret = docs_of_kind(&docs, "Secret")[0];
     let cluster = docs_of_kind(&docs, "Cluster")[0];
     let store = docs_of_kind(&docs, "MemoryStore")[0];
     assert_eq!(cluster["apiVersion"], "postgresql.cnpg.io/v1");
-    let initdb = &cluster["spec"]["bootstrap"]["initdb"];
-    assert_eq!(initdb["secret"]["name"], secret["metadata"]["name"]);
-    assert_eq!(store["spec"]["database"]["adminCredentials"]["secretRef"]["name"], secret["metadata"]["name"]);
-    let data = &secret["stringData"];
-    assert_eq!(initdb["owner"], data["username"]);
-    let url = format!(
-        "postgresql://{}:{}@{}-rw.{}.svc:5432/{}",
-        data["username"].as_str().unwrap(),
-        data["password"].as_str().unwrap(),
-        cluster["metadata"]["name"].as_str().unwrap(),
-        cluster["metadata"]["namespace"].as_str().unwrap(),
-        initdb["database"].as_str().unwrap()
-    );
-    assert_eq!(data["url"], url, "the store's URL is the owner CloudNativePG creates, on its read-write Service");
-    let sql = initdb["postInitApplicationSQL"].to_string();
-    assert!(sql.contains("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public") && sql.contains("CREATEROLE"));
+    assert_eq!(store["spec"]["database"]["adminCredentials"]["cnpgCluster"]["name"], cluster["metadata"]["name"]);
+    assert_eq!(cluster["spec"]["enableSuperuserAccess"], true, "the operator logs in as the superuser");
+    assert!(cluster["spec"]["imageName"].as_str().unwrap().contains("-standard-"), "an image with pgvector");
 
     // The Vault example reads what its header tells the Vault side to hold.
     let text = std::fs::read_to_string(repo_root().join("charts/pinak/examples/vault.yaml")).unwrap();
@@ -1087,6 +1074,25 @@ async fn install_upgrade_uninstall(helm: &str) {
     assert!(degraded.unwrap()["message"].as_str().unwrap().contains("https://vault.vault.svc:8200"));
     let unprovisioned = sim.kubectl_ok(&["-n", &vault_ns, "get", "deployments,services,secrets", "-o", "name"], None);
     assert_eq!(unprovisioned.trim(), "", "nothing is deployed while Vault cannot be read");
+    check_operator_requests(&sim, false);
+
+    // The CloudNativePG example, with CloudNativePG's Cluster CRD but no CloudNativePG to make
+    // the superuser Secret: the store names what is missing (tests/tests/operator_cnpg.rs runs
+    // one to Ready).
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(include_str!("../fixtures/cnpg-cluster-crd.yaml")));
+    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/clusters.postgresql.cnpg.io", "--timeout=20s"], None);
+    let cnpg_ns = format!("{ns}-cnpg");
+    sim.kubectl_ok(&["create", "namespace", &cnpg_ns], None);
+    let mut cnpg = example("cloudnative-pg.yaml");
+    for doc in &mut cnpg {
+        doc["metadata"]["namespace"] = json!(cnpg_ns);
+    }
+    apply(&sim, &cnpg);
+    wait_for(&sim, &cnpg_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
+    let cnpg_store = sim.kubectl_json(&["-n", &cnpg_ns, "get", "memorystore", "notes"]);
+    let degraded = cnpg_store["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded");
+    assert_eq!(degraded.unwrap()["reason"], "CnpgNotUsable", "{}", cnpg_store["status"]);
+    assert!(degraded.unwrap()["message"].as_str().unwrap().contains("pinak-pg-superuser"));
     check_operator_requests(&sim, false);
 
     // The CRD upgrade as docs/upgrade.md does it: a changed CRD, applied server-side over the

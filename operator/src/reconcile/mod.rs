@@ -226,16 +226,14 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
 
     let secret = desired::secret::secret(store, &names, &values, &admin.for_pods());
     progress.changed |= apply(&secrets, &secret, live_secret, &names).await?.changed;
-    match vault.as_ref().and_then(|v| v.jwt.as_ref()) {
-        Some(jwt) if vault_jwt_keys(&store.spec) => {
-            let keys = jwt_keys_secret(store, &names, &jwt.key_files);
-            progress.changed |= get_and_apply(&secrets, &keys, &names).await?.changed;
-        }
-        // Vault no longer supplies keys: the Secret of a former configuration goes.
-        _ if store.spec.vault.is_some() => {
-            progress.changed |= delete_if_ours(&secrets, &names.jwt_keys_secret, &names).await?;
-        }
-        _ => {}
+    // Only while Vault supplies keys. A keys Secret left by an earlier configuration is no
+    // longer mounted, and goes with the store (owner reference): deleting it would need the
+    // right to delete Secrets, which the operator does not otherwise have.
+    if let Some(jwt) = vault.as_ref().and_then(|v| v.jwt.as_ref())
+        && vault_jwt_keys(&store.spec)
+    {
+        let keys = jwt_keys_secret(store, &names, &jwt.key_files);
+        progress.changed |= get_and_apply(&secrets, &keys, &names).await?.changed;
     }
     progress.secret_ready = true;
 
@@ -335,8 +333,8 @@ fn vault_status(f: &Fetched) -> VaultStatus {
     VaultStatus { last_refresh_time: f.refreshed_at.map(Time), token_expiry_time: f.token_expires_at.map(Time) }
 }
 
-/// The admin URL: from Vault (`adminCredentials.vaultPath`, already read into `vault`) or from
-/// the Secret in `adminCredentials.secretRef`.
+/// The admin URL: from Vault (`adminCredentials.vaultPath`, already read into `vault`), from a
+/// CloudNativePG Cluster, or from the Secret in `adminCredentials.secretRef`.
 async fn admin_url(
     client: &Client,
     namespace: &str,
@@ -350,8 +348,13 @@ async fn admin_url(
         let source = format!("Vault secret {path}");
         return AdminUrl::parse(url).map_err(|reason| Error::InvalidAdminUrl { origin: source, reason });
     }
+    if let Some(cluster) = &spec.database.admin_credentials.cnpg_cluster {
+        return crate::cnpg::admin_url(client, namespace, cluster).await;
+    }
     let Some(r) = &spec.database.admin_credentials.secret_ref else {
-        return Err(Error::InvalidSpec("database.adminCredentials: set exactly one of secretRef or vaultPath".into()));
+        return Err(Error::InvalidSpec(
+            "database.adminCredentials: set exactly one of secretRef, vaultPath or cnpgCluster".into(),
+        ));
     };
     let key = r.key_or(ADMIN_URL_KEY);
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
