@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use kubesim::testing::{OpenBao, Sim};
 use pinak_tests::keypair::KeyPair;
 use pinak_tests::load::Load;
@@ -24,21 +25,26 @@ const TOKEN_TTL_SECS: u64 = 20;
 const HS256: &str = "vault-hs256-secret-0123456789abcdef0123";
 
 fn store(ns: &str, vault_addr: &str, mount: &str, jwt_path: &str) -> String {
+    store_named("notes", ns, vault_addr, &format!("kubernetes: {{role: pinak-operator, mountPath: {mount}}}"), jwt_path)
+}
+
+/// A store on Vault; `auth` is the YAML flow mapping of `spec.vault.auth`.
+fn store_named(name: &str, ns: &str, vault_addr: &str, auth: &str, jwt_path: &str) -> String {
     format!(
         r#"
 apiVersion: pinak.dev/v1alpha1
 kind: MemoryStore
-metadata: {{name: notes, namespace: {ns}}}
+metadata: {{name: {name}, namespace: {ns}}}
 spec:
   database:
     adminCredentials: {{vaultPath: {ns}/admin}}
     reclaimPolicy: Delete
-  embedding: {{backend: dummy}}
+  embedding: {{backend: dummy, apiKeyVaultKey: api-key}}
   api: {{replicas: 1}}
   vault:
     address: {vault_addr}
-    auth: {{kubernetes: {{role: pinak-operator, mountPath: {mount}}}}}
-    paths: {{jwt: {jwt_path}}}
+    auth: {{{auth}}}
+    paths: {{jwt: {jwt_path}, embedding: {ns}/embedding}}
     refreshInterval: 1h
 "#
     )
@@ -123,6 +129,7 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     let pem = |k: &KeyPair| String::from_utf8(k.public_pem.clone()).unwrap();
     put_kv(&bao, &format!("{ns}/admin"), json!({ "url": admin_url })).await;
     put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256, "k1": pem(&k1) })).await;
+    put_kv(&bao, &format!("{ns}/embedding"), json!({ "api-key": "sk-from-vault" })).await;
 
     // The operator logs in with its service account's token, as it would in its pod.
     sim.kubectl_ok(&["-n", &ns, "create", "serviceaccount", "pinak-operator"], None);
@@ -160,6 +167,10 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     assert_eq!(search(&sim, &ns, &t2).await, 401, "k2 is not in Vault yet");
     let keys = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak-jwt-keys"]);
     assert_eq!(keys["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["k1.pem"]);
+    let store_secret = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak"]);
+    let api_key =
+        base64::engine::general_purpose::STANDARD.decode(store_secret["data"]["embedding-api-key"].as_str().unwrap());
+    assert_eq!(api_key.unwrap(), b"sk-from-vault", "the embedding provider's key from Vault");
 
     // Rotation under load: k2 added in Vault reaches the pods without a restart, clients move
     // to it, k1 removed is refused; the clients of the HS256 secret and of k2 see no failure.
@@ -245,6 +256,32 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     assert_eq!(logged_in(&sim), logins, "renewed, not logged in again");
     assert!(operator_logs(&sim).contains("renewed the Vault token"));
 
-    sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
+    // A second store logs in with a Vault token kept in a Secret; revoked, it is named.
+    let created = bao.ok(Method::POST, "auth/token/create", json!({"policies": [ns], "ttl": "1h"})).await;
+    let vault_token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let literal = format!("--from-literal=token={vault_token}");
+    sim.kubectl_ok(&["-n", &ns, "create", "secret", "generic", "vault-token", &literal], None);
+    let by_token =
+        store_named("tokened", &ns, &vault_addr, "tokenSecretRef: {name: vault-token}", &format!("{ns}/jwt"));
+    sim.kubectl_ok(&["apply", "-f", "-"], Some(&by_token));
+    sim.kubectl_ok(&["-n", &ns, "wait", "--for=condition=SecretsReady", "memorystore/tokened", "--timeout=60s"], None);
+    bao.ok(Method::POST, "auth/token/revoke", json!({ "token": vault_token })).await;
+    let annotation = "pinak.dev/vault-refresh=after-revoke";
+    sim.kubectl_ok(&["-n", &ns, "annotate", "memorystore", "tokened", annotation, "--overwrite"], None);
+    let c = wait_condition(&sim, &ns, "tokened", "SecretsReady", "False", "VaultAuthFailed").await;
+    assert!(c["message"].as_str().unwrap().contains(&format!("Secret {ns}/vault-token")), "{c}");
+
+    // A new token in the Secret: the store recovers (and can then drop its schema on delete).
+    let created = bao.ok(Method::POST, "auth/token/create", json!({"policies": [ns], "ttl": "1h"})).await;
+    let token = created["auth"]["client_token"].as_str().unwrap();
+    let patch = json!({"data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}}).to_string();
+    sim.kubectl_ok(&["-n", &ns, "patch", "secret", "vault-token", "--type=merge", "-p", &patch], None);
+    let annotation = "pinak.dev/vault-refresh=new-token";
+    sim.kubectl_ok(&["-n", &ns, "annotate", "memorystore", "tokened", annotation, "--overwrite"], None);
+    wait_condition(&sim, &ns, "tokened", "SecretsReady", "True", "SecretApplied").await;
+
+    for store in ["notes", "tokened"] {
+        sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", store, "--timeout=60s"], None);
+    }
     let _ = bao.call(Method::DELETE, &format!("sys/auth/{mount}"), None, Value::Null).await;
 }
