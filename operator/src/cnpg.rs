@@ -68,15 +68,7 @@ pub async fn admin_url(client: &Client, namespace: &str, r: &CnpgClusterRef) -> 
             r.name
         ))
     })?;
-    let field = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| Error::SecretKeyMissing { name: secret_name.clone(), key: key.to_owned() })
-    };
+    let field = |key: &str| crate::secret_ref::value(&secret, &secret_name, key);
     let (user, password) = (field("username")?, field("password")?);
     let service_name = format!("{}-rw", r.name);
     let service = Api::<Service>::namespaced(client.clone(), namespace).get_opt(&service_name).await?;

@@ -15,6 +15,9 @@ pub enum Error {
     #[error("Secret {name} has no key {key:?}")]
     SecretKeyMissing { name: String, key: String },
 
+    #[error("Secret {name} key {key:?} is not UTF-8 text")]
+    SecretKeyNotText { name: String, key: String },
+
     /// `origin` says where the URL came from: `Secret <name>` or `Vault secret <path>`.
     #[error("the admin URL in {origin} is not usable: {reason}")]
     InvalidAdminUrl { origin: String, reason: String },
@@ -111,6 +114,7 @@ impl Error {
             Self::Unsupported(_) => "Unsupported",
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Self::SecretKeyNotText { .. } => "SecretKeyNotText",
             Self::InvalidAdminUrl { .. } => "InvalidAdminUrl",
             Self::VaultUnreachable { .. } => "VaultUnreachable",
             Self::VaultAuthFailed(_) => "VaultAuthFailed",

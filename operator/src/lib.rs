@@ -20,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod reconcile;
+pub mod secret_ref;
 pub mod server;
 pub mod status;
 pub mod validate;

@@ -6,27 +6,16 @@
 
 use kubesim::testing::Sim;
 use pinak_tests::operator::{
-    cluster, service_base, start_operator_with, store_jwt_secret, token, wait_condition, wait_ready,
+    cluster, service_base, start_operator_with, store_jwt_secret, store_manifest, token, wait_condition, wait_ready,
 };
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 
 const CLUSTER_CRD: &str = include_str!("../fixtures/cnpg-cluster-crd.yaml");
 
+/// The standard test store, on CloudNativePG Cluster `cluster` instead of a URL Secret.
 fn store(ns: &str, cluster: &str) -> String {
-    format!(
-        r#"
-apiVersion: pinak.dev/v1alpha1
-kind: MemoryStore
-metadata: {{name: notes, namespace: {ns}}}
-spec:
-  database:
-    adminCredentials: {{cnpgCluster: {{name: {cluster}}}}}
-    reclaimPolicy: Delete
-  embedding: {{backend: dummy}}
-  api: {{replicas: 1}}
-"#
-    )
+    store_manifest(ns, 1, "").replace("{secretRef: {name: pg-admin}}", &format!("{{cnpgCluster: {{name: {cluster}}}}}"))
 }
 
 /// What CloudNativePG would have made for Cluster `pg` in `ns`, on the test Postgres.

@@ -356,19 +356,8 @@ async fn admin_url(
             "database.adminCredentials: set exactly one of secretRef, vaultPath or cnpgCluster".into(),
         ));
     };
-    let key = r.key_or(ADMIN_URL_KEY);
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(&r.name)
-        .await?
-        .ok_or_else(|| Error::SecretNotFound { namespace: namespace.to_owned(), name: r.name.clone() })?;
-    let raw = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| Error::SecretKeyMissing { name: r.name.clone(), key: key.to_owned() })?;
-    let invalid = |reason: String| Error::InvalidAdminUrl { origin: format!("Secret {}", r.name), reason };
-    let raw = std::str::from_utf8(&raw.0).map_err(|_| invalid("not UTF-8".into()))?;
-    AdminUrl::parse(raw).map_err(invalid)
+    let raw = crate::secret_ref::read(client, namespace, &r.name, r.key_or(ADMIN_URL_KEY)).await?;
+    AdminUrl::parse(&raw).map_err(|reason| Error::InvalidAdminUrl { origin: format!("Secret {}", r.name), reason })
 }
 
 fn namespaced<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(

@@ -18,9 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::Api;
 use kube::{Client, ResourceExt};
 use pinak_crds::{MemoryStore, VaultSpec};
 use serde_json::Value;
@@ -153,19 +151,7 @@ impl Vaults {
         let r = vault.auth.token_secret_ref.as_ref().ok_or_else(|| {
             Error::InvalidSpec("spec.vault.auth: set exactly one of kubernetes or tokenSecretRef".into())
         })?;
-        let key_name = r.key_or(TOKEN_KEY);
-        let secret = Api::<Secret>::namespaced(kube.clone(), namespace)
-            .get_opt(&r.name)
-            .await?
-            .ok_or_else(|| Error::SecretNotFound { namespace: namespace.to_owned(), name: r.name.clone() })?;
-        let token = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key_name))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::SecretKeyMissing { name: r.name.clone(), key: key_name.to_owned() })?;
+        let token = crate::secret_ref::read(kube, namespace, &r.name, r.key_or(TOKEN_KEY)).await?.trim().to_owned();
         let key = format!("token\0{}\0{}", vault.address, hex::encode(Sha256::digest(token.as_bytes())));
         Ok((key, Login::Token { token, secret: format!("{namespace}/{}", r.name) }))
     }
