@@ -10,6 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::tenancy::Scope;
 
 #[derive(Default)]
 pub struct Cursor(Option<(DateTime<Utc>, Uuid)>);
@@ -65,6 +66,31 @@ impl KeyCursor {
     pub fn key_i64(&self) -> AppResult<Option<i64>> {
         self.key().map(|k| k.parse::<i64>().map_err(|_| invalid_cursor())).transpose()
     }
+}
+
+/// One keyset page of a scope's rows: `sql` takes `$1` tenant, `$2` project, `$3` the limit,
+/// `$4` the cursor's timestamp and `$5` its key (`key`, as the table types it), and returns
+/// (row JSON, timestamp, key text) newest first. Answered as [`page_keyed`].
+pub async fn keyed_page<K>(
+    pool: &sqlx::PgPool,
+    sql: impl sqlx::SqlSafeStr,
+    scope: &Scope,
+    limit: i64,
+    ts: Option<DateTime<Utc>>,
+    key: Option<K>,
+) -> AppResult<Response>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let rows = sqlx::query_as(sql)
+        .bind(&scope.tenant)
+        .bind(&scope.project)
+        .bind(limit)
+        .bind(ts)
+        .bind(key)
+        .fetch_all(pool)
+        .await?;
+    Ok(page_keyed(rows, limit))
 }
 
 /// A JSON list of rows fetched with their (timestamp, key); a full page carries the cursor

@@ -81,19 +81,10 @@ pub async fn list_agents(
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = KeyCursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_as(
-        "SELECT to_jsonb(a) - 'id', last_seen, id::text FROM logs_agents a WHERE tenant = $1 AND project_id = $2
+    let sql = "SELECT to_jsonb(a) - 'id', last_seen, id::text FROM logs_agents a WHERE tenant = $1 AND project_id = $2
            AND ($4::timestamptz IS NULL OR (last_seen, id::text) < ($4, $5))
-         ORDER BY last_seen DESC, id::text DESC LIMIT $3",
-    )
-    .bind(&p.scope.tenant)
-    .bind(&p.scope.project)
-    .bind(limit)
-    .bind(cursor.ts())
-    .bind(cursor.key())
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(paging::page_keyed(rows, limit))
+         ORDER BY last_seen DESC, id::text DESC LIMIT $3";
+    paging::keyed_page(&state.pool, sql, &p.scope, limit, cursor.ts(), cursor.key()).await
 }
 
 pub async fn list_access(
@@ -105,19 +96,10 @@ pub async fn list_access(
     let cursor = KeyCursor::parse(q.cursor.as_deref())?;
     let after_id = cursor.key_i64()?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_as(
-        "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id', ts, id::text FROM logs_access a
+    let sql = "SELECT to_jsonb(a) - 'id' - 'tenant' - 'project_id', ts, id::text FROM logs_access a
          WHERE tenant = $1 AND project_id = $2 AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5))
-         ORDER BY ts DESC, id DESC LIMIT $3",
-    )
-    .bind(&p.scope.tenant)
-    .bind(&p.scope.project)
-    .bind(limit)
-    .bind(cursor.ts())
-    .bind(after_id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(paging::page_keyed(rows, limit))
+         ORDER BY ts DESC, id DESC LIMIT $3";
+    paging::keyed_page(&state.pool, sql, &p.scope, limit, cursor.ts(), after_id).await
 }
 
 #[derive(Deserialize)]
@@ -243,20 +225,13 @@ pub async fn list_clients(
     let limit = check_range("limit", q.limit, 1, 200)?;
     let cursor = KeyCursor::parse(q.cursor.as_deref())?;
     p.require(Perm::Observe)?;
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {CLIENT_JSON}, coalesce(last_seen, created_at) AS seen, client_id FROM clients_registry c
          WHERE tenant = $1 AND project_id = $2
            AND ($4::timestamptz IS NULL OR (coalesce(last_seen, created_at), client_id) < ($4, $5))
          ORDER BY seen DESC, client_id DESC LIMIT $3"
-    )))
-    .bind(&p.scope.tenant)
-    .bind(&p.scope.project)
-    .bind(limit)
-    .bind(cursor.ts())
-    .bind(cursor.key())
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(paging::page_keyed(rows, limit))
+    ));
+    paging::keyed_page(&state.pool, sql, &p.scope, limit, cursor.ts(), cursor.key()).await
 }
 
 #[derive(Deserialize)]
