@@ -157,6 +157,10 @@ impl NewIssue {
         self.payload = Some(payload);
         self
     }
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
 }
 
 /// Files a client issue (and its audit row). Returns the stored issue.

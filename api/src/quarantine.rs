@@ -67,7 +67,11 @@ pub async fn propose_in(
             &mut *tx,
             scope,
             actor,
-            NewIssue::new("schema_validation_failed", &errors.join("; ")).layer(layer.name()).payload(payload.clone()),
+            // A reference, not a copy: issues are readable with `memory.observe`, the payload
+            // only by the reviewers of the quarantine.
+            NewIssue::new("schema_validation_failed", &errors.join("; "))
+                .layer(layer.name())
+                .metadata(json!({ "quarantine_id": id })),
         )
         .await?;
     }

@@ -272,3 +272,23 @@ async fn observer_lists_page_with_cursors() {
     }
     api.stop().await;
 }
+
+/// Item 4: a quarantined payload is not copied into the client issue its validation files;
+/// the issue names the quarantine item, which only reviewers read.
+#[tokio::test]
+async fn quarantined_payloads_do_not_leak_into_client_issues() {
+    let api = TestApi::start().await;
+    let writer = Token::new("t", "p").sign();
+    let (s, item) =
+        api.post(&writer, "/quarantine/propose/episodic", json!({"goal": "the vault password is hunter2"})).await;
+    assert_eq!(s, 202, "{item}");
+    assert!(item["validation_errors"].as_array().is_some_and(|e| !e.is_empty()), "an invalid proposal: {item}");
+    let observer = Token::new("t", "p").set("scopes", json!(["memory.observe"])).sign();
+    let (s, issues) = api.get(&observer, "/client/issues").await;
+    assert_eq!(s, 200, "{issues}");
+    let issue = issues.as_array().unwrap().iter().find(|i| i["error_code"] == "schema_validation_failed").cloned();
+    let issue = issue.unwrap_or_else(|| panic!("the validation filed an issue: {issues}"));
+    assert!(!issues.to_string().contains("hunter2"), "the payload stays in the quarantine: {issues}");
+    assert_eq!(issue["metadata"]["quarantine_id"], item["id"], "{issue}");
+    api.stop().await;
+}
