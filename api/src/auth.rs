@@ -204,19 +204,22 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> AppResult<Pr
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_JTI_LEN => s.clone(),
         Some(_) => return Err(AppError::unauthorized("Invalid token id")),
     };
-    let revoked: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1 AND expires_at > now())")
-            .bind(&jti)
-            .fetch_one(&state.pool)
-            .await?;
-    if revoked {
-        return Err(AppError::unauthorized("Token revoked"));
-    }
     let (Some(tenant), Some(project)) =
         (claim_str(&claims, &["tenant", "tenant_id"]), claim_str(&claims, &["project_id", "project"]))
     else {
         return Err(AppError::forbidden("Tenant or project missing in token"));
     };
+    // Revocations are the tenant's own ('*': made before they were keyed by tenant).
+    let revoked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1 AND tenant IN ($2, '*') AND expires_at > now())",
+    )
+    .bind(&jti)
+    .bind(&tenant)
+    .fetch_one(&state.pool)
+    .await?;
+    if revoked {
+        return Err(AppError::unauthorized("Token revoked"));
+    }
     if let Some(pinned) = &state.config.tenant
         && pinned != &tenant
     {

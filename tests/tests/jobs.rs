@@ -149,8 +149,8 @@ async fn purge_and_prune_jobs_delete_only_what_is_due() {
             ('t', 'p', 'read', 'ok', 'old', now() - interval '31 days'),
             ('t', 'p', 'read', 'ok', 'ancient', now() - interval '400 days'),
             ('t', 'p', 'read', 'ok', 'recent', now() - interval '29 days')",
-        "INSERT INTO revoked_jti (jti, expires_at) VALUES
-            ('gone-1', now() - interval '1 minute'), ('gone-2', now() - interval '10 days'), ('kept', now() + interval '1 hour')",
+        "INSERT INTO revoked_jti (tenant, jti, expires_at) VALUES
+            ('t', 'gone-1', now() - interval '1 minute'), ('t', 'gone-2', now() - interval '10 days'), ('t', 'kept', now() + interval '1 hour')",
     ] {
         sqlx::query(sql).execute(&mut c).await.unwrap();
     }

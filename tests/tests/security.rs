@@ -292,3 +292,25 @@ async fn quarantined_payloads_do_not_leak_into_client_issues() {
     assert_eq!(issue["metadata"]["quarantine_id"], item["id"], "{issue}");
     api.stop().await;
 }
+
+/// Item 7: in a store serving several tenants, one tenant's admin cannot revoke another
+/// tenant's token; the token's own tenant can, and its chain records it.
+#[tokio::test]
+async fn revocations_stay_within_their_tenant() {
+    let api = TestApi::start().await;
+    let b_token = Token::new("tenant-b", "p");
+    let (jti, b_bearer) = (b_token.jti(), b_token.sign());
+    assert_eq!(api.get(&b_bearer, "/search?query=x").await.0, 200);
+    let a_admin = Token::admin("tenant-a", "p").sign();
+    let revoke = |admin: String| {
+        let request = api.client.post(api.url("/api/v1/auth/revoke")).bearer_auth(admin).json(&json!({ "jti": jti }));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(revoke(a_admin).await, 204);
+    assert_eq!(api.get(&b_bearer, "/search?query=x").await.0, 200, "tenant A's revocation does not reach B");
+    let b_admin = Token::admin("tenant-b", "p").sign();
+    assert_eq!(revoke(b_admin).await, 204);
+    let (s, body) = api.get(&b_bearer, "/search?query=x").await;
+    assert_eq!((s, body["detail"].as_str()), (401, Some("Token revoked")), "{body}");
+    api.stop().await;
+}

@@ -165,10 +165,12 @@ pub async fn revoke(
     };
     p.require(Perm::Revoke)?;
     let mut tx = state.pool.begin().await?;
-    sqlx::query("INSERT INTO revoked_jti (jti, expires_at, revoked_by) VALUES ($1, $2, $3) ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_jti.expires_at, EXCLUDED.expires_at)")
+    // The admin's own tenant: a revocation never reaches another tenant's tokens.
+    sqlx::query("INSERT INTO revoked_jti (tenant, jti, expires_at, revoked_by) VALUES ($4, $1, $2, $3) ON CONFLICT (tenant, jti) DO UPDATE SET expires_at = GREATEST(revoked_jti.expires_at, EXCLUDED.expires_at)")
         .bind(&b.jti)
         .bind(expires_at)
         .bind(p.agent_id())
+        .bind(&p.scope.tenant)
         .execute(&mut *tx)
         .await?;
     audit::append(&mut tx, &p.scope.tenant, "auth:revoke", &json!({ "jti": b.jti, "by": p.agent_id() })).await?;
