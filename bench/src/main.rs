@@ -10,6 +10,7 @@ mod api;
 mod corpus;
 mod cpu;
 mod load;
+mod operator;
 mod report;
 mod sql;
 
@@ -49,7 +50,9 @@ const VARIANT_EF: [u32; 3] = [20, 40, 100];
 /// Above this many documents the index variants are not built (each build takes minutes).
 const VARIANT_MAX_DOCS: usize = 200_000;
 
-const USAGE: &str = "usage: pinak-bench [--size 1k|10k|100k|N] [--quick] [--database-url URL] [--api-bin PATH]
+const USAGE: &str =
+    "usage: pinak-bench operator [--stores 1,10,100] ...   (the operator's reconcile benchmark; operator --help)
+       pinak-bench [--size 1k|10k|100k|N] [--quick] [--database-url URL] [--api-bin PATH]
                    [--model-dir DIR] [--cache-dir DIR] [--doc FILE] [--seconds S] [--keep] [--real N]
 
   --size       documents in the store (default 10k; --quick: 1k). 100k embeds ~101k sentences
@@ -219,7 +222,12 @@ struct ColdStart {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let result = match argv.first().map(String::as_str) {
+        Some("operator") => operator::main(&argv[1..]).await,
+        _ => run().await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pinak-bench: {e:#}");
