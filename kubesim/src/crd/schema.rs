@@ -394,7 +394,7 @@ impl fmt::Display for FieldError {
 }
 
 /// The apiserver's 422 text and causes, e.g. `MemoryStore.pinak.dev "notes" is invalid:
-/// spec.database.adminCredentials: Invalid value: set exactly one of secretRef or vaultPath` (one
+/// spec.database.adminCredentials: Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster` (one
 /// error) and the `[a, b]` list form for several (identical messages collapsed); causes are
 /// `{"reason":"FieldValueInvalid","message":"Invalid value: ...","field":"spec.database"}`, one per
 /// error, empty members omitted (`errors.NewInvalid`).
@@ -2269,7 +2269,8 @@ mod tests {
         assert!(validate(&ms_schema(), &admitted_example, Some(&admitted_example)).is_empty());
 
         let both = with_spec(|s| s["database"]["adminCredentials"]["vaultPath"] = json!("db/admin"));
-        let expected = ["spec.database.adminCredentials: Invalid value: set exactly one of secretRef or vaultPath"];
+        let expected =
+            ["spec.database.adminCredentials: Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster"];
         assert_eq!(ms_errors(both.clone(), None), expected);
         let neither = with_spec(|s| s["database"]["adminCredentials"] = json!({}));
         assert_eq!(ms_errors(neither, None), expected);
@@ -2279,13 +2280,13 @@ mod tests {
         let (text, causes) = invalid_message("MemoryStore", "pinak.dev", "notes", &errors);
         assert_eq!(
             text,
-            r#"MemoryStore.pinak.dev "notes" is invalid: spec.database.adminCredentials: Invalid value: set exactly one of secretRef or vaultPath"#
+            r#"MemoryStore.pinak.dev "notes" is invalid: spec.database.adminCredentials: Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster"#
         );
         assert_eq!(
             causes,
             [json!({
                 "reason": "FieldValueInvalid",
-                "message": "Invalid value: set exactly one of secretRef or vaultPath",
+                "message": "Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster",
                 "field": "spec.database.adminCredentials",
             })]
         );
@@ -2354,7 +2355,7 @@ mod tests {
             ms_errors(not_blocking, None),
             [
                 r#"spec.tenant: Invalid value: "": spec.tenant in body should be at least 1 chars long"#,
-                "spec.database.adminCredentials: Invalid value: set exactly one of secretRef or vaultPath",
+                "spec.database.adminCredentials: Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster",
             ]
         );
     }
@@ -2377,7 +2378,7 @@ mod tests {
         });
         assert_eq!(
             ms_errors(touched, Some(stored)),
-            ["spec.database.adminCredentials: Invalid value: set exactly one of secretRef or vaultPath"]
+            ["spec.database.adminCredentials: Invalid value: set exactly one of secretRef, vaultPath or cnpgCluster"]
         );
     }
 
