@@ -224,10 +224,16 @@ pub async fn wait_condition(sim: &Sim, ns: &str, name: &str, type_: &str, status
     }
 }
 
+/// Key `key` of store `notes`'s operator-owned Secret, decoded.
+pub fn store_secret(sim: &Sim, ns: &str, key: &str) -> Vec<u8> {
+    let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
+    let encoded = secret["data"][key].as_str().unwrap_or_else(|| panic!("Secret notes-pinak has no key {key}"));
+    base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()
+}
+
 /// The store's JWT signing secret, from the operator-owned Secret.
 pub fn store_jwt_secret(sim: &Sim, ns: &str) -> Vec<u8> {
-    let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
-    base64::engine::general_purpose::STANDARD.decode(secret["data"]["jwt-secret"].as_str().unwrap()).unwrap()
+    store_secret(sim, ns, "jwt-secret")
 }
 
 /// Base URL of the memory API through the store's Service.

@@ -6,7 +6,8 @@
 
 use kubesim::testing::Sim;
 use pinak_tests::operator::{
-    cluster, service_base, start_operator_with, store_jwt_secret, store_manifest, token, wait_condition, wait_ready,
+    cluster, service_base, start_operator_with, store_jwt_secret, store_manifest, store_secret, token, wait_condition,
+    wait_ready,
 };
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
@@ -53,11 +54,7 @@ async fn a_store_on_a_cloudnative_pg_cluster_becomes_ready_and_serves() {
     cloudnative_pg(&sim, &ns, &admin_url);
     let ready = wait_ready(&sim, &ns);
     let service_ip = sim.kubectl_json(&["-n", &ns, "get", "service", "pg-rw"])["spec"]["clusterIP"].clone();
-    let secret = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak"]);
-    use base64::Engine;
-    let url =
-        base64::engine::general_purpose::STANDARD.decode(secret["data"]["database-url"].as_str().unwrap()).unwrap();
-    let url = String::from_utf8(url).unwrap();
+    let url = String::from_utf8(store_secret(&sim, &ns, "database-url")).unwrap();
     assert!(url.starts_with(&format!("postgres://{}:5432/", service_ip.as_str().unwrap())), "{url}");
     assert!(ready["status"]["migrationVersion"].as_i64().is_some(), "{}", ready["status"]);
     let answer = reqwest::Client::new()

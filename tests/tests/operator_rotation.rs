@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kubesim::testing::Sim;
 use pinak_tests::load::Load;
 use pinak_tests::operator::{
-    cluster, operator_logs, pods, service_base, start_operator_with, store_jwt_secret, store_manifest,
+    cluster, operator_logs, pods, service_base, start_operator_with, store_jwt_secret, store_manifest, store_secret,
     tenant_namespace, token, wait_ready,
 };
 use sqlx::postgres::PgConnectOptions;
@@ -29,10 +29,7 @@ async fn session_roles(admin: &mut PgConnection, roles: [&str; 2]) -> Vec<String
 }
 
 fn username(sim: &Sim, ns: &str) -> String {
-    use base64::Engine;
-    let secret = sim.kubectl_json(&["-n", ns, "get", "secret", "notes-pinak"]);
-    let raw = secret["data"]["database-username"].as_str().unwrap();
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
+    String::from_utf8(store_secret(sim, ns, "database-username")).unwrap()
 }
 
 /// Rotates once and waits until the Secret names `to` and every pinak-api session uses it;

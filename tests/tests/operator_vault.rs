@@ -13,8 +13,8 @@ use kubesim::testing::{OpenBao, Sim};
 use pinak_tests::keypair::KeyPair;
 use pinak_tests::load::Load;
 use pinak_tests::operator::{
-    agent_claims, cluster, condition, operator_logs, pods, service_base, start_operator_with, token, wait_condition,
-    wait_ready,
+    agent_claims, cluster, condition, operator_logs, pods, service_base, start_operator_with, store_secret, token,
+    wait_condition, wait_ready,
 };
 use pinak_tests::proxy::Proxy;
 use reqwest::Method;
@@ -167,10 +167,8 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     assert_eq!(search(&sim, &ns, &t2).await, 401, "k2 is not in Vault yet");
     let keys = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak-jwt-keys"]);
     assert_eq!(keys["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["k1.pem"]);
-    let store_secret = sim.kubectl_json(&["-n", &ns, "get", "secret", "notes-pinak"]);
-    let api_key =
-        base64::engine::general_purpose::STANDARD.decode(store_secret["data"]["embedding-api-key"].as_str().unwrap());
-    assert_eq!(api_key.unwrap(), b"sk-from-vault", "the embedding provider's key from Vault");
+    let api_key = store_secret(&sim, &ns, "embedding-api-key");
+    assert_eq!(api_key, b"sk-from-vault", "the embedding provider's key from Vault");
 
     // Rotation under load: k2 added in Vault reaches the pods without a restart, clients move
     // to it, k1 removed is refused; the clients of the HS256 secret and of k2 see no failure.
