@@ -16,9 +16,10 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, jwt_secret_problem};
 use crate::error::{AppError, AppResult};
 use crate::keys::KeyStore;
+use crate::secret_file::SecretValue;
 use crate::state::AppState;
 use crate::tenancy::Scope;
 
@@ -38,25 +39,27 @@ const MAX_JTI_LEN: usize = 256;
 /// with the HS256 shared secret (compat mode) when one is configured. Anything else, including
 /// `alg: none`, is `Invalid token`.
 pub struct TokenVerifier {
-    hs256: Option<DecodingKey>,
+    hs256: Option<Arc<SecretValue<DecodingKey>>>,
     keys: Option<Arc<KeyStore>>,
     validation: Validation,
 }
 
 impl TokenVerifier {
-    /// From the runtime config: the HS256 secret if set, plus the key directory and JWKS if
-    /// set. Loads the keys and starts their background reloads.
-    pub async fn from_config(cfg: &Config) -> Self {
+    /// From the runtime config: the HS256 secret if set (from the environment, or from a file
+    /// that is re-read), plus the key directory and JWKS if set. Loads the keys and starts their
+    /// background reloads; a missing or weak secret file is a configuration error.
+    pub async fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+        let hs256 = match (&cfg.jwt_secret, &cfg.jwt_secret_file) {
+            (_, Some(path)) => Some(SecretValue::watch("PINAK_JWT_SECRET_FILE", path.clone(), hs256_key)?),
+            (Some(secret), None) => Some(SecretValue::fixed(DecodingKey::from_secret(secret.as_bytes()))),
+            (None, None) => None,
+        };
         let keys = if cfg.jwt_keys_dir.is_some() || cfg.jwt_jwks_url.is_some() {
             Some(KeyStore::start(cfg.jwt_keys_dir.clone(), cfg.jwt_jwks_url.clone(), cfg.jwt_jwks_refresh).await)
         } else {
             None
         };
-        TokenVerifier {
-            hs256: cfg.jwt_secret.as_deref().map(|s| DecodingKey::from_secret(s.as_bytes())),
-            keys,
-            validation: validation(&cfg.jwt_issuer, &cfg.jwt_audience),
-        }
+        Ok(TokenVerifier { hs256, keys, validation: validation(&cfg.jwt_issuer, &cfg.jwt_audience) })
     }
 
     /// The asymmetric key store, when keys are configured.
@@ -69,7 +72,7 @@ impl TokenVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "Invalid token")?;
         match header.kid.as_deref() {
             None => match &self.hs256 {
-                Some(secret) => self.check(token, header.alg, secret, Algorithm::HS256),
+                Some(secret) => self.check(token, header.alg, &secret.get(), Algorithm::HS256),
                 None => Err("Invalid token"),
             },
             Some(kid) => {
@@ -98,6 +101,14 @@ impl TokenVerifier {
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err("Token expired"),
             Err(_) => Err("Invalid token"),
         }
+    }
+}
+
+/// A secret file's content as the HS256 key, held to the same rules as `PINAK_JWT_SECRET`.
+fn hs256_key(secret: &str) -> Result<DecodingKey, String> {
+    match jwt_secret_problem(secret) {
+        Some(reason) => Err(reason.to_owned()),
+        None => Ok(DecodingKey::from_secret(secret.as_bytes())),
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Config {
     pub db_pool_size: u32,
     pub listen: SocketAddr,
     pub jwt_secret: Option<String>,
+    /// `PINAK_JWT_SECRET_FILE`: the HS256 secret from a file, re-read while running
+    /// (api/src/secret_file.rs); excludes `PINAK_JWT_SECRET`.
+    pub jwt_secret_file: Option<PathBuf>,
     /// Directory of asymmetric verification keys (file name = `kid`), hot-reloaded.
     pub jwt_keys_dir: Option<PathBuf>,
     /// JWKS endpoint of an identity provider; its keys merge with the directory's.
@@ -46,6 +49,9 @@ pub struct Config {
     pub embedding_url: Option<String>,
     pub embedding_model: String,
     pub embedding_api_key: Option<String>,
+    /// `PINAK_EMBEDDING_API_KEY_FILE`: the provider's key from a file, re-read while running;
+    /// excludes `PINAK_EMBEDDING_API_KEY`.
+    pub embedding_api_key_file: Option<PathBuf>,
     pub embedding_timeout: Duration,
     pub trusted_clients: Vec<String>,
     pub quarantine_auto_approve: bool,
@@ -96,24 +102,24 @@ impl Config {
             return Err(invalid("PINAK_JWT_JWKS_REFRESH_SECS", "0", "must be at least 1"));
         }
         // The shared secret is optional once asymmetric keys are configured; when set, it must
-        // still be strong.
+        // still be strong (a file's content is checked when it is read, see `jwt_secret_problem`).
         let keys_configured = jwt_keys_dir.is_some() || jwt_jwks_url.is_some();
-        let jwt_secret = get("PINAK_JWT_SECRET").filter(|s| !s.is_empty());
+        let (jwt_secret, jwt_secret_file) = value_or_file(&get, "PINAK_JWT_SECRET", "PINAK_JWT_SECRET_FILE")?;
         match &jwt_secret {
-            None if keys_configured => {}
-            None => return Err(ConfigError::Missing("PINAK_JWT_SECRET (or PINAK_JWT_KEYS_DIR / PINAK_JWT_JWKS_URL)")),
-            Some(s) if REFUSED_SECRETS.contains(&s.as_str()) => {
-                return Err(invalid(
-                    "PINAK_JWT_SECRET",
-                    "<redacted>",
-                    "a published example secret; generate one, e.g. `openssl rand -base64 48`",
+            None if keys_configured || jwt_secret_file.is_some() => {}
+            None => {
+                return Err(ConfigError::Missing(
+                    "PINAK_JWT_SECRET or PINAK_JWT_SECRET_FILE (or PINAK_JWT_KEYS_DIR / PINAK_JWT_JWKS_URL)",
                 ));
             }
-            Some(s) if s.len() < MIN_SECRET_BYTES => {
-                return Err(invalid("PINAK_JWT_SECRET", "<redacted>", "shorter than 32 bytes"));
+            Some(s) => {
+                if let Some(reason) = jwt_secret_problem(s) {
+                    return Err(invalid("PINAK_JWT_SECRET", "<redacted>", reason));
+                }
             }
-            Some(_) => {}
         }
+        let (embedding_api_key, embedding_api_key_file) =
+            value_or_file(&get, "PINAK_EMBEDDING_API_KEY", "PINAK_EMBEDDING_API_KEY_FILE")?;
         let embedding_backend =
             match get("PINAK_EMBEDDING_BACKEND").unwrap_or_else(|| "local".into()).to_ascii_lowercase().as_str() {
                 "local" => EmbeddingBackend::Local,
@@ -139,6 +145,7 @@ impl Config {
             db_pool_size: parse_num(&get, "PINAK_DB_POOL_SIZE", 8)?,
             listen: parse_num(&get, "PINAK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             jwt_secret,
+            jwt_secret_file,
             jwt_keys_dir,
             jwt_jwks_url,
             jwt_jwks_refresh: Duration::from_secs(jwt_jwks_refresh_secs),
@@ -149,7 +156,8 @@ impl Config {
             model_dir,
             embedding_url,
             embedding_model: get("PINAK_EMBEDDING_MODEL").unwrap_or_else(|| "all-MiniLM-L6-v2".into()),
-            embedding_api_key: get("PINAK_EMBEDDING_API_KEY"),
+            embedding_api_key,
+            embedding_api_key_file,
             embedding_timeout: Duration::from_millis(parse_num(&get, "PINAK_EMBEDDING_TIMEOUT_MS", 10_000)?),
             trusted_clients: parse_csv(get("PINAK_TRUSTED_CLIENTS")),
             quarantine_auto_approve: parse_bool(&get, "PINAK_QUARANTINE_AUTO_APPROVE", false)?,
@@ -184,6 +192,30 @@ impl Config {
                 n => n,
             },
         })
+    }
+}
+
+/// Why `secret` may not sign HS256 tokens, if it may not.
+pub fn jwt_secret_problem(secret: &str) -> Option<&'static str> {
+    if REFUSED_SECRETS.contains(&secret) {
+        Some("a published example secret; generate one, e.g. `openssl rand -base64 48`")
+    } else if secret.len() < MIN_SECRET_BYTES {
+        Some("shorter than 32 bytes")
+    } else {
+        None
+    }
+}
+
+/// A secret given either as `var` or as a file named by `file_var`, not both.
+fn value_or_file(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    file_var: &'static str,
+) -> Result<(Option<String>, Option<PathBuf>), ConfigError> {
+    let set = |name: &str| get(name).filter(|v| !v.is_empty());
+    match (set(var), set(file_var)) {
+        (Some(_), Some(path)) => Err(invalid(file_var, &path, &format!("set either {var} or {file_var}, not both"))),
+        (value, path) => Ok((value, path.map(PathBuf::from))),
     }
 }
 

@@ -18,7 +18,7 @@
 //! - The task ends when the state holding the [`DbCredentials`] is dropped or all its pools are
 //!   closed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,11 +27,7 @@ use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use crate::config::{Config, ConfigError};
-
-/// How often the credential files are re-read.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// A credential is one line; a larger file is not one.
-const MAX_FILE_BYTES: u64 = 64 * 1024;
+use crate::secret_file::{POLL_INTERVAL, Watched, read_value};
 
 const USERNAME_VAR: &str = "PINAK_DATABASE_USERNAME_FILE";
 const PASSWORD_VAR: &str = "PINAK_DATABASE_PASSWORD_FILE";
@@ -182,60 +178,9 @@ fn set_credentials(pool: &PgPool, creds: &Credentials) {
     pool.set_connect_options(creds.apply((*pool.connect_options()).clone()));
 }
 
-/// A file's value: its content without trailing whitespace, which must leave something.
-pub fn read_value(path: &Path) -> Result<String, String> {
-    // Opened by path every time (symlinks followed), never kept open.
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err("larger than 64 KiB".into());
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let value = text.trim_end();
-    if value.is_empty() {
-        return Err("the file is empty".into());
-    }
-    Ok(value.to_owned())
-}
-
-/// One file as the poller sees it: the last problem logged, so each is logged once.
-struct Watched {
-    var: &'static str,
-    path: PathBuf,
-    problem: Option<String>,
-}
-
-impl Watched {
-    /// The file's value now, or `last` (logged) when it cannot be read.
-    fn value(&mut self, now: Result<String, String>, last: &Option<String>) -> Option<String> {
-        match now {
-            Ok(value) => {
-                if self.problem.take().is_some() {
-                    tracing::info!(variable = self.var, path = %self.path.display(), "database credential file readable again");
-                }
-                Some(value)
-            }
-            Err(reason) => {
-                if self.problem.as_ref() != Some(&reason) {
-                    tracing::warn!(
-                        variable = self.var,
-                        path = %self.path.display(),
-                        reason = %reason,
-                        "cannot read the database credential file; keeping the last good value"
-                    );
-                    self.problem = Some(reason);
-                }
-                last.clone()
-            }
-        }
-    }
-}
-
 fn spawn_poller(creds: Weak<DbCredentials>) {
     let Some(c) = creds.upgrade() else { return };
-    let watched = |var, path: &Option<PathBuf>| path.clone().map(|path| Watched { var, path, problem: None });
+    let watched = |var, path: &Option<PathBuf>| path.clone().map(|path| Watched::new(var, path));
     let (mut username, mut password) =
         (watched(USERNAME_VAR, &c.username_file), watched(PASSWORD_VAR, &c.password_file));
     drop(c);
@@ -255,11 +200,11 @@ fn spawn_poller(creds: Weak<DbCredentials>) {
             let last = live.current();
             let new = Credentials {
                 username: match (&mut username, u) {
-                    (Some(w), Some(now)) => w.value(now, &last.username),
+                    (Some(w), Some(now)) => w.check(now).or(last.username),
                     _ => last.username,
                 },
                 password: match (&mut password, p) {
-                    (Some(w), Some(now)) => w.value(now, &last.password),
+                    (Some(w), Some(now)) => w.check(now).or(last.password),
                     _ => last.password,
                 },
             };

@@ -28,6 +28,7 @@ pub mod records;
 pub mod routes;
 pub mod schemas;
 pub mod search;
+pub mod secret_file;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;
@@ -70,6 +71,7 @@ pub fn build_embedder(cfg: &Config) -> Result<Embedder, EmbeddingError> {
             url: cfg.embedding_url.clone().unwrap_or_default(),
             model: cfg.embedding_model.clone(),
             api_key: cfg.embedding_api_key.clone(),
+            api_key_file: cfg.embedding_api_key_file.clone(),
             timeout: cfg.embedding_timeout,
             max_retries: 3,
         })?)),
@@ -89,7 +91,7 @@ pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
     let embedder = tokio::task::spawn_blocking(move || build_embedder(&embed_cfg))
         .await
         .map_err(|e| EmbeddingError::Load { path: "model".into(), reason: e.to_string() })??;
-    let verifier = auth::TokenVerifier::from_config(&cfg).await;
+    let verifier = auth::TokenVerifier::from_config(&cfg).await?;
     let state = AppState::new(cfg, pool, credentials, embedder, verifier);
     state.set_verification(Verification::Verifying);
     // A store must be reachable and migrated before we call ourselves ready.

@@ -53,6 +53,7 @@ fn embedder(url: String, timeout: Duration, max_retries: u32) -> HttpEmbedder {
         url,
         model: "text-embedding-test".into(),
         api_key: Some(KEY.into()),
+        api_key_file: None,
         timeout,
         max_retries,
     })
@@ -135,4 +136,42 @@ async fn an_empty_batch_sends_nothing() {
     let (url, provider) = start(|_, _, body| embeddings_response(body)).await;
     assert!(embedder(url, Duration::from_secs(5), 0).embed(&[]).await.unwrap().is_empty());
     assert_eq!(provider.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_key_rotated_in_its_file_serves_the_next_request() {
+    const NEW_KEY: &str = "sk-test-key-rotated-9876543210";
+    // Accepts only the new key, so the test sees which one each request carried.
+    let (url, provider) = start(|_, headers, body| match headers["authorization"].to_str().unwrap() {
+        h if h == format!("Bearer {NEW_KEY}") => embeddings_response(body),
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("pinak-embedding-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("embedding-api-key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let embedder = HttpEmbedder::new(HttpEmbedderConfig {
+        url,
+        model: "text-embedding-test".into(),
+        api_key: None,
+        api_key_file: Some(file.clone()),
+        timeout: Duration::from_secs(5),
+        max_retries: 0,
+    })
+    .unwrap();
+    let err = embedder.embed(&texts()).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "the old key was accepted: {err}");
+
+    std::fs::write(&file, NEW_KEY).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match embedder.embed(&texts()).await {
+            Ok(vectors) => break assert_eq!(vectors.len(), 3),
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("the rotated key was never used: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(provider.requests.load(Ordering::SeqCst) >= 2);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

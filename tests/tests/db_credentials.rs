@@ -475,7 +475,7 @@ async fn rotation(mut secret: SecretDir, role_a: String, role_b: String, schema:
     // after every session ends, new ones still log in.
     secret.update(&[("username", &format!("{role_a}\n")), ("password", "")]);
     eventually("the empty file to be logged", WITHIN, || async {
-        let n = api.log_lines("WARN", "cannot read the database credential file");
+        let n = api.log_lines("WARN", "cannot use the secret file");
         if n == 1 { Ok(()) } else { Err(format!("{n} warnings")) }
     })
     .await;

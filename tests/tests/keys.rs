@@ -457,3 +457,54 @@ async fn jwks_refreshes_periodically_and_merges_with_the_directory() {
     assert_eq!(search_status(&api, &idp_key.token("remote")).await.0, 200, "cached key dropped on a failed fetch");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn hs256_secret_rotated_in_its_file_applies_without_a_restart() {
+    let dir = KeysDir::new();
+    let old = format!("old-{}", unique("secret"));
+    let new = format!("new-{}", unique("secret"));
+    dir.put("jwt-secret", format!("{old}\n").as_bytes());
+    let file = format!("{}/jwt-secret", dir.path());
+    let api = TestApi::builder().env("PINAK_JWT_SECRET", "").env("PINAK_JWT_SECRET_FILE", &file).start().await;
+    assert_eq!(search_status(&api, &hs256_token(old.as_bytes(), None)).await.0, 200);
+    assert_eq!(search_status(&api, &hs256_token(new.as_bytes(), None)).await, invalid());
+
+    // A weak value in the file is refused and the last good secret stays in use.
+    dir.put("jwt-secret", b"short");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(search_status(&api, &hs256_token(old.as_bytes(), None)).await.0, 200);
+    assert_eq!(search_status(&api, &hs256_token(b"short", None)).await, invalid());
+
+    dir.put("jwt-secret", new.as_bytes());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            search_status(&api, &hs256_token(new.as_bytes(), None)).await.0 == 200
+        })
+        .await,
+        "the rotated secret was never used"
+    );
+    assert_eq!(search_status(&api, &hs256_token(old.as_bytes(), None)).await, invalid(), "the old secret still works");
+}
+
+#[tokio::test]
+async fn a_weak_or_doubly_given_secret_file_stops_the_start() {
+    let dir = KeysDir::new();
+    dir.put("jwt-secret", b"too-short");
+    let file = format!("{}/jwt-secret", dir.path());
+    let only_file = |k: &str| match k {
+        "PINAK_DATABASE_URL" => Some("postgres://x@127.0.0.1/x".to_owned()),
+        "PINAK_EMBEDDING_BACKEND" => Some("dummy".to_owned()),
+        "PINAK_JWT_SECRET_FILE" => Some(file.clone()),
+        _ => None,
+    };
+    let cfg = Config::from_lookup(only_file).expect("the file is read when the verifier starts");
+    let Err(err) = pinak_api::auth::TokenVerifier::from_config(&cfg).await else {
+        panic!("a weak secret file was accepted")
+    };
+    assert!(err.to_string().contains("shorter than 32 bytes"), "{err}");
+    let both = Config::from_lookup(|k| match k {
+        "PINAK_JWT_SECRET" => Some(SECRET.to_owned()),
+        other => only_file(other),
+    });
+    assert!(both.unwrap_err().to_string().contains("not both"));
+}

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 /// Short, so that the test sees the operator renew its token.
 const TOKEN_TTL_SECS: u64 = 20;
 const HS256: &str = "vault-hs256-secret-0123456789abcdef0123";
+const HS256_ROTATED: &str = "vault-hs256-rotated-secret-abcdef0123456789";
 
 fn store(ns: &str, vault_addr: &str, mount: &str, jwt_path: &str) -> String {
     store_named("notes", ns, vault_addr, &format!("kubernetes: {{role: pinak-operator, mountPath: {mount}}}"), jwt_path)
@@ -196,6 +197,15 @@ async fn a_store_on_vault_takes_its_secrets_from_vault_and_rotates_keys_without_
     assert_eq!((steady.failed, moved.failed), (0, 0), "{:?} {:?}", steady.first_failure, moved.first_failure);
     assert!(steady.ok > 50 && moved.ok > 10, "the loads ran: {steady:?} {moved:?}");
     assert_eq!(pods(&sim, &ns), pods_before, "same pods, no restarts");
+
+    // The HS256 secret rotated in Vault reaches the pods through their mounted Secret: tokens
+    // of the new secret work, those of the old one stop, and no pod is replaced or restarted.
+    let hs_rotated = token(HS256_ROTATED.as_bytes(), &ns);
+    put_kv(&bao, &format!("{ns}/jwt"), json!({ "secret": HS256_ROTATED, "k2": pem(&k2) })).await;
+    refresh(&sim, &ns, "2b");
+    until_search(&sim, &ns, &hs_rotated, 200, "the rotated HS256 secret accepted").await;
+    until_search(&sim, &ns, &hs, 401, "the old HS256 secret refused").await;
+    assert_eq!(pods(&sim, &ns), pods_before, "an HS256 rotation replaces and restarts no pod");
 
     // A revoked Vault token: the operator logs in again by itself.
     let reviews_before = token_reviews(&sim);

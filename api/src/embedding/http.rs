@@ -3,6 +3,8 @@
 
 use std::error::Error as _;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -10,6 +12,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddingError;
+use crate::secret_file::SecretValue;
 
 /// First retry delay; each later one doubles it.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -24,6 +27,8 @@ pub struct HttpEmbedderConfig {
     pub url: String,
     pub model: String,
     pub api_key: Option<String>,
+    /// A file holding the key instead, re-read while running (`PINAK_EMBEDDING_API_KEY_FILE`).
+    pub api_key_file: Option<PathBuf>,
     /// Limit for one attempt, connection and body included.
     pub timeout: Duration,
     /// Attempts after the first one, for transient failures only.
@@ -37,6 +42,7 @@ impl fmt::Debug for HttpEmbedderConfig {
             .field("url", &self.url)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("api_key_file", &self.api_key_file)
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .finish()
@@ -47,9 +53,24 @@ pub struct HttpEmbedder {
     client: Client,
     url: Url,
     model: String,
-    api_key: Option<String>,
-    authorization: Option<HeaderValue>,
+    key: Option<Arc<SecretValue<ApiKey>>>,
     max_retries: u32,
+}
+
+/// The provider's key and the `Authorization` header made from it.
+struct ApiKey {
+    raw: String,
+    header: HeaderValue,
+}
+
+impl ApiKey {
+    fn parse(raw: &str) -> Result<ApiKey, String> {
+        let mut header = HeaderValue::from_str(&format!("Bearer {raw}"))
+            .map_err(|_| "the embedding API key is not a valid HTTP header value".to_owned())?;
+        // Keeps the header out of reqwest's and hyper's debug output.
+        header.set_sensitive(true);
+        Ok(ApiKey { raw: raw.to_owned(), header })
+    }
 }
 
 #[derive(Serialize)]
@@ -78,12 +99,19 @@ struct Failure {
 impl HttpEmbedder {
     pub fn new(cfg: HttpEmbedderConfig) -> Result<Self, EmbeddingError> {
         let url = parse_url(&cfg.url)?;
-        let authorization = cfg.api_key.as_deref().map(bearer).transpose()?;
+        let key = match (cfg.api_key, cfg.api_key_file) {
+            (_, Some(path)) => Some(
+                SecretValue::watch("PINAK_EMBEDDING_API_KEY_FILE", path, ApiKey::parse)
+                    .map_err(|e| EmbeddingError::Provider(e.to_string()))?,
+            ),
+            (Some(raw), None) => Some(SecretValue::fixed(ApiKey::parse(&raw).map_err(EmbeddingError::Provider)?)),
+            (None, None) => None,
+        };
         let client = Client::builder()
             .timeout(cfg.timeout)
             .build()
             .map_err(|e| EmbeddingError::Provider(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, url, model: cfg.model, api_key: cfg.api_key, authorization, max_retries: cfg.max_retries })
+        Ok(Self { client, url, model: cfg.model, key, max_retries: cfg.max_retries })
     }
 
     pub fn model_name(&self) -> &str {
@@ -117,14 +145,16 @@ impl HttpEmbedder {
     async fn attempt(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
         let mut request =
             self.client.post(self.url.clone()).json(&EmbeddingsRequest { model: &self.model, input: texts });
-        if let Some(value) = &self.authorization {
-            request = request.header(AUTHORIZATION, value.clone());
+        // Read once per attempt: a key rotated in its file serves the next attempt.
+        let key = self.key.as_ref().map(|k| k.get());
+        if let Some(key) = &key {
+            request = request.header(AUTHORIZATION, key.header.clone());
         }
         let response = request.send().await.map_err(transport_failure)?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport_failure)?;
         if !status.is_success() {
-            let excerpt = redact(&String::from_utf8_lossy(&body), self.api_key.as_deref());
+            let excerpt = redact(&String::from_utf8_lossy(&body), key.as_ref().map(|k| k.raw.as_str()));
             return Err(Failure {
                 retryable: is_retryable_status(status),
                 message: format!("provider answered {status}: {}", truncate(&excerpt)),
@@ -144,14 +174,6 @@ fn parse_url(url: &str) -> Result<Url, EmbeddingError> {
         "http" | "https" => Ok(parsed),
         other => Err(invalid(format!("scheme {other:?} is not http or https"))),
     }
-}
-
-fn bearer(key: &str) -> Result<HeaderValue, EmbeddingError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
-        .map_err(|_| EmbeddingError::Provider("the embedding API key is not a valid HTTP header value".into()))?;
-    // Keeps the header out of reqwest's and hyper's debug output.
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// 429 and 5xx are the provider saying "not now"; any other status would fail again.
@@ -278,6 +300,7 @@ mod tests {
             url: "http://127.0.0.1:1/v1/embeddings".into(),
             model: "m".into(),
             api_key: Some(key.into()),
+            api_key_file: None,
             timeout: Duration::from_secs(1),
             max_retries: 0,
         };

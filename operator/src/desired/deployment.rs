@@ -27,7 +27,7 @@ pub const CONTAINER: &str = "api";
 /// Non-root uid/gid of the API (the "nonroot" user of distroless images).
 pub const RUN_AS: i64 = 65532;
 /// Where the pods mount the login role's user and password (re-read for new connections).
-pub const DB_CREDENTIALS_DIR: &str = "/var/run/pinak/db";
+pub const STORE_SECRET_DIR: &str = "/var/run/pinak/store";
 /// Where the pods mount the JWT-keys Secret (`PINAK_JWT_KEYS_DIR`).
 pub const JWT_KEYS_DIR: &str = "/var/run/pinak/jwt-keys";
 /// `PINAK_DB_POOL_SIZE` of every pod; the login role's connection limit is sized from it.
@@ -137,14 +137,20 @@ fn container(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig
 /// Scratch space under the read-only root (for libraries that write temporary files), the login
 /// role's user and password, and the JWT-keys Secret when Vault supplies keys.
 fn volumes(spec: &MemoryStoreSpec, names: &StoreNames) -> Vec<Volume> {
-    let item = |key: &str, path: &str| KeyToPath { key: key.to_owned(), path: path.to_owned(), mode: None };
+    let item = |key: &str| KeyToPath { key: key.to_owned(), path: key.to_owned(), mode: None };
+    let mut items = vec![item(KEY_DATABASE_USERNAME), item(KEY_DATABASE_PASSWORD), item(KEY_JWT_SECRET)];
+    // Present in the Secret only when Vault supplies it; a listed key that is missing would
+    // keep the volume (and the pod) from starting.
+    if spec.embedding.api_key_vault_key.is_some() {
+        items.push(item(KEY_EMBEDDING_API_KEY));
+    }
     let mut volumes = vec![
         Volume { name: "tmp".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
         Volume {
-            name: "db-credentials".to_owned(),
+            name: "store-secret".to_owned(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names.secret.clone()),
-                items: Some(vec![item(KEY_DATABASE_USERNAME, "username"), item(KEY_DATABASE_PASSWORD, "password")]),
+                items: Some(items),
                 ..Default::default()
             }),
             ..Default::default()
@@ -164,8 +170,8 @@ fn volume_mounts(spec: &MemoryStoreSpec) -> Vec<VolumeMount> {
     let mut mounts = vec![
         VolumeMount { name: "tmp".to_owned(), mount_path: "/tmp".to_owned(), ..Default::default() },
         VolumeMount {
-            name: "db-credentials".to_owned(),
-            mount_path: DB_CREDENTIALS_DIR.to_owned(),
+            name: "store-secret".to_owned(),
+            mount_path: STORE_SECRET_DIR.to_owned(),
             read_only: Some(true),
             ..Default::default()
         },
@@ -197,6 +203,8 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
         ..Default::default()
     };
     let value = |name: &str, value: String| EnvVar { name: name.to_owned(), value: Some(value), ..Default::default() };
+    // Secret values the API re-reads from the mounted Secret: a rotation needs no new pods.
+    let file = |name: &str, key: &str| value(name, format!("{STORE_SECRET_DIR}/{key}"));
     let mut env = vec![
         EnvVar {
             name: "POD_IP".to_owned(),
@@ -210,14 +218,14 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
         // loopback address on one host, and on a real cluster it is the same interface.
         value("PINAK_LISTEN", format!("$(POD_IP):{API_PORT}")),
         from_secret("PINAK_DATABASE_URL", KEY_DATABASE_URL),
-        value("PINAK_DATABASE_USERNAME_FILE", format!("{DB_CREDENTIALS_DIR}/username")),
-        value("PINAK_DATABASE_PASSWORD_FILE", format!("{DB_CREDENTIALS_DIR}/password")),
+        file("PINAK_DATABASE_USERNAME_FILE", KEY_DATABASE_USERNAME),
+        file("PINAK_DATABASE_PASSWORD_FILE", KEY_DATABASE_PASSWORD),
         value("PINAK_DB_SCHEMA", names.schema.clone()),
         // The operator applies the migrations: one writer, never racing pods.
         value("PINAK_MIGRATE", "false".to_owned()),
         value("PINAK_DB_POOL_SIZE", DB_POOL_SIZE.to_string()),
         value("PINAK_TENANT", spec.resolved_tenant(&names.namespace).to_owned()),
-        from_secret("PINAK_JWT_SECRET", KEY_JWT_SECRET),
+        file("PINAK_JWT_SECRET_FILE", KEY_JWT_SECRET),
         value("PINAK_JWT_ISSUER", spec.auth.issuer.clone()),
         value("PINAK_JWT_AUDIENCE", spec.auth.audience.clone()),
     ];
@@ -235,7 +243,7 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
         env.push(value("PINAK_EMBEDDING_URL", url.clone()));
     }
     if spec.embedding.api_key_vault_key.is_some() {
-        env.push(from_secret("PINAK_EMBEDDING_API_KEY", KEY_EMBEDDING_API_KEY));
+        env.push(file("PINAK_EMBEDDING_API_KEY_FILE", KEY_EMBEDDING_API_KEY));
     }
     if let (EmbeddingBackend::Local, Some(dir)) = (spec.embedding.backend, &config.model_dir) {
         env.push(value("PINAK_MODEL_DIR", dir.clone()));
@@ -329,7 +337,7 @@ mod tests {
             "PINAK_DB_SCHEMA",
             "PINAK_MIGRATE",
             "PINAK_TENANT",
-            "PINAK_JWT_SECRET",
+            "PINAK_JWT_SECRET_FILE",
             "PINAK_JWT_ISSUER",
             "PINAK_JWT_AUDIENCE",
             "PINAK_EMBEDDING_BACKEND",
@@ -419,7 +427,38 @@ mod tests {
         );
         let env = env_of(&d);
         assert_eq!(env["PINAK_JWT_KEYS_DIR"].value.as_deref(), Some(JWT_KEYS_DIR));
-        let key = env["PINAK_EMBEDDING_API_KEY"].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
-        assert_eq!((key.name.as_str(), key.key.as_str()), ("notes-pinak", KEY_EMBEDDING_API_KEY));
+        assert_eq!(
+            env["PINAK_EMBEDDING_API_KEY_FILE"].value.as_deref(),
+            Some("/var/run/pinak/store/embedding-api-key")
+        );
+        let store_secret = |d: &Deployment| {
+            let volumes = pod(d).volumes.unwrap();
+            let secret = volumes.into_iter().find(|v| v.name == "store-secret").unwrap().secret.unwrap();
+            assert_eq!(secret.secret_name.as_deref(), Some("notes-pinak"));
+            secret.items.unwrap().into_iter().map(|i| i.key).collect::<Vec<_>>()
+        };
+        assert!(store_secret(&d).contains(&KEY_EMBEDDING_API_KEY.to_owned()));
+        assert!(!store_secret(&plain).contains(&KEY_EMBEDDING_API_KEY.to_owned()), "a key the Secret lacks");
+    }
+
+    #[test]
+    fn secret_values_reach_the_pods_as_files_never_as_environment() {
+        let vault = serde_json::json!({"address": "http://v", "auth": {"kubernetes": {"role": "r"}}, "paths": {"embedding": "e"}});
+        let d = build(serde_json::json!({"vault": vault, "embedding": {"apiKeyVaultKey": "key"}}));
+        let env = env_of(&d);
+        for (name, path) in [
+            ("PINAK_DATABASE_USERNAME_FILE", "/var/run/pinak/store/database-username"),
+            ("PINAK_DATABASE_PASSWORD_FILE", "/var/run/pinak/store/database-password"),
+            ("PINAK_JWT_SECRET_FILE", "/var/run/pinak/store/jwt-secret"),
+        ] {
+            assert_eq!(env[name].value.as_deref(), Some(path), "{name}");
+        }
+        // Only the URL (host, port, database: no credentials) is read from the Secret at start.
+        let from_secret: Vec<_> = env
+            .values()
+            .filter(|e| e.value_from.as_ref().is_some_and(|v| v.secret_key_ref.is_some()))
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(from_secret, ["PINAK_DATABASE_URL"]);
     }
 }

@@ -28,9 +28,9 @@ pub const KEY_DATABASE_URL: &str = "database-url";
 /// The login role in use and its password: files in the pods, re-read for new connections.
 pub const KEY_DATABASE_USERNAME: &str = "database-username";
 pub const KEY_DATABASE_PASSWORD: &str = "database-password";
-/// HS256 secret for tokens without `kid` (`PINAK_JWT_SECRET`).
+/// HS256 secret for tokens without `kid` (`PINAK_JWT_SECRET_FILE`).
 pub const KEY_JWT_SECRET: &str = "jwt-secret";
-/// The embedding provider's API key from Vault (`PINAK_EMBEDDING_API_KEY`).
+/// The embedding provider's API key from Vault (`PINAK_EMBEDDING_API_KEY_FILE`).
 pub const KEY_EMBEDDING_API_KEY: &str = "embedding-api-key";
 
 /// Set on a MemoryStore to rotate its database password: each new value asks for one rotation.
@@ -171,15 +171,12 @@ fn opaque(store: &MemoryStore, names: &StoreNames, name: &str, data: BTreeMap<St
 }
 
 /// Hash of the values the pods read from the Secret at start (environment variables): part of
-/// the pod template, so a changed value rolls the pods exactly once.
+/// the pod template, so a changed value rolls the pods exactly once. Only the connection URL
+/// (host, port, database) is such a value; credentials, the HS256 secret and the embedding key
+/// are files the API re-reads.
 pub fn env_hash(secret: &Secret) -> String {
-    let mut h = Sha256::new();
-    for key in [KEY_DATABASE_URL, KEY_JWT_SECRET, KEY_EMBEDDING_API_KEY] {
-        let value = secret.data.as_ref().and_then(|d| d.get(key)).map(|v| v.0.as_slice()).unwrap_or_default();
-        h.update((value.len() as u64).to_be_bytes());
-        h.update(value);
-    }
-    hex::encode(h.finalize())
+    let url = secret.data.as_ref().and_then(|d| d.get(KEY_DATABASE_URL)).map(|v| v.0.as_slice()).unwrap_or_default();
+    hex::encode(Sha256::digest(url))
 }
 
 fn bytes(s: &str) -> ByteString {
@@ -292,12 +289,13 @@ mod tests {
         let data = s.data.unwrap();
         assert_eq!(data.keys().collect::<Vec<_>>(), ["k1.pem", "k2.json"]);
         assert_eq!(data["k1.pem"].0, b"PEM");
-        // The embedding key is part of what rolls the pods (it is read at start).
+        // The embedding key and the HS256 secret are files the pods re-read: a change rolls nothing.
         let mut values = values(&names);
         let without = secret(&store, &names, &values, "postgres://h/db");
         values.embedding_api_key = Some("sk-1".into());
+        values.jwt_secret = "another-hs256-secret-of-at-least-32-bytes".into();
         let with = secret(&store, &names, &values, "postgres://h/db");
         assert_eq!(with.data.as_ref().unwrap()[KEY_EMBEDDING_API_KEY].0, b"sk-1");
-        assert_ne!(env_hash(&without), env_hash(&with));
+        assert_eq!(env_hash(&without), env_hash(&with));
     }
 }
