@@ -45,12 +45,17 @@ fn without_hash(template: &Value) -> Value {
     t
 }
 
-fn sync(cluster: &Cluster, d: &Value) {
+fn sync(cluster: &Cluster, event_copy: &Value) {
+    let ns = event_copy["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = event_copy["metadata"]["name"].as_str().unwrap_or_default();
+    // The stored object, not the event's copy: events are handled after later writes, and a
+    // status computed from a stale copy (its conditions' times) would differ from the stored
+    // one, be written, and raise another stale event, forever.
+    let Some(current) = cluster.get_raw(&GroupResource::new("apps", "deployments"), Some(ns), name) else { return };
+    let d = &current;
     if !d["metadata"]["deletionTimestamp"].is_null() {
         return;
     }
-    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
-    let name = d["metadata"]["name"].as_str().unwrap_or_default();
     let Some(rs_rt) = rt(cluster, "apps", "replicasets") else { return };
     let ctx = Ctx::system(MANAGER);
     let desired = d["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
