@@ -59,6 +59,13 @@ pub struct Config {
     pub auto_resolve_issues: Vec<String>,
     pub access_log_retention_days: u32,
     pub request_timeout: Duration,
+    /// `PINAK_HEADER_TIMEOUT_MS`: a connection that has not sent its request headers by then is
+    /// closed (api/src/server.rs).
+    pub header_timeout: Duration,
+    /// `PINAK_BODY_TIMEOUT_MS`: a request body not received in full by then gets 408.
+    pub body_timeout: Duration,
+    /// `PINAK_MAX_CONNECTIONS`: connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
     pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
     /// `PINAK_EXACT_SEARCH_MAX_ROWS` and `PINAK_EXACT_SEARCH_MAX_FRACTION`: scopes this small
@@ -165,6 +172,9 @@ impl Config {
             auto_resolve_issues: parse_csv(get("PINAK_AUTO_RESOLVE_ISSUES")),
             access_log_retention_days: parse_num(&get, "PINAK_ACCESS_LOG_RETENTION_DAYS", 90)?,
             request_timeout: Duration::from_millis(parse_num(&get, "PINAK_REQUEST_TIMEOUT_MS", 30_000)?),
+            header_timeout: Duration::from_millis(positive(&get, "PINAK_HEADER_TIMEOUT_MS", 10_000)?),
+            body_timeout: Duration::from_millis(positive(&get, "PINAK_BODY_TIMEOUT_MS", 10_000)?),
+            max_connections: positive(&get, "PINAK_MAX_CONNECTIONS", 1_024)?,
             audit_signing_key: secret_var(&get, "PINAK_AUDIT_SIGNING_KEY")?,
             hnsw_ef_search: match parse_num(&get, "PINAK_HNSW_EF_SEARCH", 100u32)? {
                 n @ 1..=1000 => n,
@@ -221,6 +231,21 @@ fn value_or_file(
 
 fn invalid(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid { name, value: value.to_owned(), reason: reason.to_owned() }
+}
+
+/// A number that must be at least 1 (a zero timeout or limit would refuse everything).
+fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match parse_num(get, name, default)? {
+        n if n < T::from(1) => Err(invalid(name, "0", "must be at least 1")),
+        n => Ok(n),
+    }
 }
 
 fn parse_num<T: std::str::FromStr>(

@@ -39,7 +39,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut resp = async {
-        let req = match cap_body(req).await {
+        let req = match cap_body(req, state.config.body_timeout).await {
             Ok(r) => r,
             Err(e) => return e.into_response(),
         };
@@ -99,7 +99,7 @@ pub fn not_ready(state: &AppState) -> Response {
 }
 
 /// 1 MiB cap on POST/PUT/PATCH bodies, by declared length and by what actually arrives.
-async fn cap_body(req: Request) -> Result<Request, AppError> {
+async fn cap_body(req: Request, within: std::time::Duration) -> Result<Request, AppError> {
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
         return Ok(req);
     }
@@ -114,10 +114,13 @@ async fn cap_body(req: Request) -> Result<Request, AppError> {
         }
     }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => return Err(AppError::bad_request("Request body interrupted")),
+    // Bounded in time too: a client that trickles or pauses its body must not hold a
+    // connection and a task for ever (the request timeout starts after this).
+    let bytes = match tokio::time::timeout(within, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(_)) => return Err(AppError::bad_request("Request body interrupted")),
+        Err(_) => return Err(AppError::status(StatusCode::REQUEST_TIMEOUT, "Request body not received in time")),
     };
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

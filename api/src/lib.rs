@@ -29,6 +29,7 @@ pub mod routes;
 pub mod schemas;
 pub mod search;
 pub mod secret_file;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;
@@ -163,12 +164,13 @@ pub async fn serve(
     };
     let app = routes::router(state.clone());
     let stopping = state.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.set_verification(Verification::Stopping);
-        })
-        .await;
+    let limits =
+        server::Limits { header_timeout: state.config.header_timeout, max_connections: state.config.max_connections };
+    let result = server::run(listener, app, limits, async move {
+        shutdown.await;
+        stopping.set_verification(Verification::Stopping);
+    })
+    .await;
     watch.abort();
     if let Some(jobs) = jobs {
         jobs.shutdown().await;

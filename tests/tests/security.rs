@@ -314,3 +314,75 @@ async fn revocations_stay_within_their_tenant() {
     assert_eq!((s, body["detail"].as_str()), (401, Some("Token revoked")), "{body}");
     api.stop().await;
 }
+
+/// Item 10: slow clients are cut off. A header block not finished within the header timeout
+/// loses its connection; a body paused past the body timeout gets 408 (the request timeout
+/// only starts once the body is in); and over the connection cap, a client waits for a free
+/// slot instead of being served at once or refused.
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let api = TestApi::builder()
+        .env("PINAK_HEADER_TIMEOUT_MS", "1000")
+        .env("PINAK_BODY_TIMEOUT_MS", "1000")
+        .env("PINAK_MAX_CONNECTIONS", "2")
+        .start()
+        .await;
+    let addr = api.base.trim_start_matches("http://").to_owned();
+    let token = Token::new("t", "p").sign();
+
+    /// Everything the server sends until it closes the connection (at most 30 s).
+    async fn until_closed(conn: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the server kept the connection open: {}", String::from_utf8_lossy(&got));
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    // Headers never finished: the connection is closed, after at least the timeout.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let answer = until_closed(&mut slow).await;
+    assert!(!answer.contains("200 OK"), "a request with unfinished headers was served: {answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the timeout: {:?}", started.elapsed());
+
+    // A kept-alive connection that goes silent after its response is closed too (else idle
+    // connections would hold every slot).
+    let mut kept = TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answer = until_closed(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // The body stops half way: 408 with the contract's detail, nothing stored.
+    let mut paused = TcpStream::connect(&addr).await.unwrap();
+    let body = json!({"content": "never arrives whole"}).to_string();
+    let head = format!(
+        "POST /api/v1/memory/semantic/add HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    paused.write_all(head.as_bytes()).await.unwrap();
+    paused.write_all(&body.as_bytes()[..10]).await.unwrap();
+    let answer = until_closed(&mut paused).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("Request body not received in time"), "{answer}");
+    assert_eq!(api.count("memories_semantic").await, 0, "a half-received body was stored");
+
+    // Two silent connections take both slots: a third client is served only once the header
+    // timeout has freed one (about a second), and then normally.
+    let idle = [TcpStream::connect(&addr).await.unwrap(), TcpStream::connect(&addr).await.unwrap()];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let (status, _) = api.get(&token, "/search?query=x").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served at once although both connection slots were taken: {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    api.stop().await;
+}
