@@ -534,7 +534,10 @@ pg_start_server() {
   as_pg mkdir -p "$sock"
   as_pg chmod 700 "$sock"
   opts="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$sock'"
-  opts+=" -c max_connections=200 -c shared_buffers=256MB"
+  # PINAK_PG_MAX_CONNECTIONS: the operator benchmark's 100 stores hold ~600 connections.
+  local max_conn=${PINAK_PG_MAX_CONNECTIONS:-200}
+  [[ $max_conn =~ ^[1-9][0-9]*$ ]] || die "PINAK_PG_MAX_CONNECTIONS must be a positive number, not '$max_conn'"
+  opts+=" -c max_connections=$max_conn -c shared_buffers=256MB"
   # Test data is throwaway: skipping fsync makes the suite much faster.
   [[ $name == test ]] && opts+=" -c fsync=off"
   # 9>&-: the postmaster must not inherit with_lock's fd, or it would hold the

@@ -53,6 +53,9 @@ pub struct Config {
     /// excludes `PINAK_EMBEDDING_API_KEY`.
     pub embedding_api_key_file: Option<PathBuf>,
     pub embedding_timeout: Duration,
+    /// `PINAK_REEMBED_FROM`: models whose vectors the re-embed job may replace (`*`: any). Empty
+    /// by default, so a pod started with the wrong backend cannot overwrite a store's vectors.
+    pub reembed_from: Vec<String>,
     pub trusted_clients: Vec<String>,
     pub quarantine_auto_approve: bool,
     pub quarantine_untrusted_writes: bool,
@@ -166,6 +169,7 @@ impl Config {
             embedding_api_key,
             embedding_api_key_file,
             embedding_timeout: Duration::from_millis(parse_num(&get, "PINAK_EMBEDDING_TIMEOUT_MS", 10_000)?),
+            reembed_from: parse_csv(get("PINAK_REEMBED_FROM")),
             trusted_clients: parse_csv(get("PINAK_TRUSTED_CLIENTS")),
             quarantine_auto_approve: parse_bool(&get, "PINAK_QUARANTINE_AUTO_APPROVE", false)?,
             quarantine_untrusted_writes: parse_bool(&get, "PINAK_QUARANTINE_UNTRUSTED_WRITES", false)?,

@@ -340,8 +340,10 @@ impl TaskHandler for PruneRevocations {
     }
 }
 
-/// Re-embeds vectors made by another model (or missing) with the configured embedder, in
-/// batches of [`REEMBED_BATCH`] committed one by one.
+/// Embeds rows without a vector with the configured embedder, in batches of
+/// [`REEMBED_BATCH`] committed one by one. Vectors of another model are replaced only when
+/// `PINAK_REEMBED_FROM` names that model (or is `*`): a model change must be asked for, so a
+/// pod started with the wrong backend leaves them alone; they are counted and logged instead.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Reembed {}
 
@@ -352,11 +354,26 @@ impl TaskHandler for Reembed {
             let Some(model) = env.state.embedder.model_name().map(str::to_owned) else {
                 return Ok((0, json!({"skipped": "embeddings disabled"})));
             };
+            let from = &env.state.config.reembed_from;
+            let replace = ReplaceFrom { any: from.iter().any(|m| m == "*"), models: from.clone() };
             let mut detail = serde_json::Map::new();
             let mut total = 0i64;
             for layer in Layer::VECTOR_LAYERS {
-                let n = reembed_layer(&env, layer, &model).await?;
-                detail.insert(layer.name().to_owned(), json!(n));
+                let n = reembed_layer(&env, layer, &model, &replace).await?;
+                let kept = kept_foreign(&env, layer, &model).await?;
+                if !kept.is_empty() {
+                    let rows: i64 = kept.iter().map(|(_, n)| n).sum();
+                    let models: Vec<&str> = kept.iter().map(|(m, _)| m.as_str()).collect();
+                    tracing::warn!(
+                        layer = layer.name(),
+                        rows,
+                        models = ?models,
+                        current = %model,
+                        "vectors of another model are kept; set PINAK_REEMBED_FROM to those models to replace them"
+                    );
+                }
+                let kept: serde_json::Map<String, Value> = kept.into_iter().map(|(m, n)| (m, json!(n))).collect();
+                detail.insert(layer.name().to_owned(), json!({"embedded": n, "kept_foreign": kept}));
                 total += n;
             }
             Ok((total, Value::Object(detail)))
@@ -365,13 +382,32 @@ impl TaskHandler for Reembed {
     }
 }
 
-async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str) -> Result<i64, sqlx::Error> {
+/// Which foreign vectors a pass may replace.
+struct ReplaceFrom {
+    any: bool,
+    models: Vec<String>,
+}
+
+/// Vectors of other models left in `layer`, by model (a vector without a model as `""`).
+async fn kept_foreign(env: &JobEnv, layer: Layer, model: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT coalesce(embedding_model, ''), count(*) FROM {} \
+         WHERE embedding IS NOT NULL AND embedding_model IS DISTINCT FROM $1 GROUP BY 1 ORDER BY 1",
+        layer.table()
+    )))
+    .bind(model)
+    .fetch_all(&env.pool)
+    .await
+}
+
+async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str, replace: &ReplaceFrom) -> Result<i64, sqlx::Error> {
     let table = layer.table();
     // Keyset pagination by id: every pass moves forward, so the job ends even if a row keeps
     // changing under it (the API re-embeds rows it updates anyway).
     let select = format!(
         "SELECT id, updated_at, {} AS row FROM {table} t \
-         WHERE (embedding IS NULL OR embedding_model IS DISTINCT FROM $1) AND ($2::uuid IS NULL OR id > $2) \
+         WHERE (embedding IS NULL OR (embedding_model IS DISTINCT FROM $1 AND ($3 OR embedding_model = ANY($4)))) \
+           AND ($2::uuid IS NULL OR id > $2) \
          ORDER BY id LIMIT {REEMBED_BATCH}",
         row_json(layer)
     );
@@ -383,7 +419,13 @@ async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str) -> Result<i64, s
     let mut after: Option<uuid::Uuid> = None;
     let mut done = 0i64;
     loop {
-        let rows = sqlx::query(AssertSqlSafe(select.clone())).bind(model).bind(after).fetch_all(&env.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(select.clone()))
+            .bind(model)
+            .bind(after)
+            .bind(replace.any)
+            .bind(&replace.models)
+            .fetch_all(&env.pool)
+            .await?;
         let Some(last) = rows.last() else { return Ok(done) };
         after = Some(last.try_get("id")?);
         let mut texts = Vec::with_capacity(rows.len());

@@ -392,6 +392,14 @@ pub struct EmbeddingSpec {
     /// Key within the Vault `paths.embedding` entry that holds the provider's API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_vault_key: Option<String>,
+
+    /// Models whose stored vectors the API's re-embed job may replace with this model's
+    /// (`*`: any). Empty by default: only rows without a vector are embedded, so a wrong
+    /// backend or model cannot overwrite a store's vectors. Name the old model when you change
+    /// models on purpose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub replace_vectors_from: Vec<String>,
 }
 
 impl Default for EmbeddingSpec {
@@ -402,6 +410,7 @@ impl Default for EmbeddingSpec {
             dimensions: default_dimensions(),
             url: None,
             api_key_vault_key: None,
+            replace_vectors_from: Vec::new(),
         }
     }
 }

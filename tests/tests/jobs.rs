@@ -9,7 +9,7 @@ use pinak_api::embedding::DummyEmbedder;
 use pinak_api::jobs::{REEMBED_BATCH, worker_schema};
 use pinak_api::layers::Layer;
 use pinak_tests::TestApi;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 /// Polls `$cond` (an expression that may `.await`) until it holds, failing after `$secs`.
@@ -210,7 +210,7 @@ async fn expected_vectors(c: &mut PgConnection, layer: Layer) -> Vec<(String, Op
 
 #[tokio::test]
 async fn reembed_replaces_vectors_of_another_model() {
-    let api = TestApi::start().await;
+    let api = TestApi::builder().env("PINAK_REEMBED_FROM", "old-model").start().await;
     let mut c = api.db().await;
     let stale = "array_fill(0.5::real, ARRAY[384])::vector";
     for sql in [
@@ -263,6 +263,40 @@ async fn reembed_replaces_vectors_of_another_model() {
     let v = enqueue(&api, "verify_vectors", "t-verify").await;
     wait_finished(&api, &[v]).await;
     assert_eq!(scalar_i64(&mut c, &format!("SELECT rows FROM job_runs WHERE job_id = {v}")).await, 0);
+    api.stop().await;
+}
+
+/// Item 21 of issue 19: a pod started with another backend than the store's (here the dummy
+/// model over vectors of "the-store-model") embeds only rows without a vector; the store's
+/// vectors stay until PINAK_REEMBED_FROM names their model, and the run reports them.
+#[tokio::test]
+async fn reembed_keeps_vectors_of_another_model_unless_asked() {
+    let api = TestApi::start().await;
+    let mut c = api.db().await;
+    sqlx::query(
+        "INSERT INTO memories_semantic (id, tenant, project_id, content, embedding, embedding_model, embedding_dim) VALUES
+            (gen_random_uuid(), 't', 'p', 'the store''s', array_fill(0.5::real, ARRAY[384])::vector, 'the-store-model', 384),
+            (gen_random_uuid(), 't', 'p', 'never embedded', NULL, NULL, NULL)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    wait_workers(&api, 1).await;
+    let id = enqueue(&api, "reembed", "t-keep").await;
+    wait_finished(&api, &[id]).await;
+    let rows = expected_vectors(&mut c, Layer::Semantic).await;
+    for (text, model, got, want) in rows {
+        match text.as_str() {
+            "the store's" => {
+                assert_eq!(model.as_deref(), Some("the-store-model"));
+                assert_eq!(got, vec![0.5f32; 384], "a vector of the store's model was replaced");
+            }
+            _ => assert_eq!(got, want, "a row without a vector is embedded"),
+        }
+    }
+    let detail: Value =
+        sqlx::query_scalar("SELECT detail FROM job_runs WHERE job_id = $1").bind(id).fetch_one(&mut c).await.unwrap();
+    assert_eq!(detail["semantic"]["kept_foreign"], json!({"the-store-model": 1}), "{detail}");
     api.stop().await;
 }
 

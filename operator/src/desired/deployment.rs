@@ -245,6 +245,9 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
     if spec.embedding.api_key_vault_key.is_some() {
         env.push(file("PINAK_EMBEDDING_API_KEY_FILE", KEY_EMBEDDING_API_KEY));
     }
+    if !spec.embedding.replace_vectors_from.is_empty() {
+        env.push(value("PINAK_REEMBED_FROM", spec.embedding.replace_vectors_from.join(",")));
+    }
     if let (EmbeddingBackend::Local, Some(dir)) = (spec.embedding.backend, &config.model_dir) {
         env.push(value("PINAK_MODEL_DIR", dir.clone()));
     }
@@ -311,7 +314,7 @@ mod tests {
         let d = build(serde_json::json!({
             "tenant": "acme",
             "auth": {"issuer": "iss", "audience": "aud", "jwksUrl": "https://idp/jwks"},
-            "embedding": {"backend": "http", "url": "http://emb:8080", "model": "m"},
+            "embedding": {"backend": "http", "url": "http://emb:8080", "model": "m", "replaceVectorsFrom": ["old-m"]},
             "index": {"efSearch": 40},
             "api": {"image": "pinak:test", "replicas": 3,
                     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}},
@@ -323,6 +326,7 @@ mod tests {
         assert_eq!(env["PINAK_TENANT"].value.as_deref(), Some("acme"));
         assert_eq!(env["PINAK_TRUSTED_CLIENTS"].value.as_deref(), Some("a,b"));
         assert_eq!(env["PINAK_HNSW_EF_SEARCH"].value.as_deref(), Some("40"));
+        assert_eq!(env["PINAK_REEMBED_FROM"].value.as_deref(), Some("old-m"));
         assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
     }
 
