@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod docs;
 pub mod memory;
 pub mod paging;
+pub mod reference;
 pub mod registry;
 pub mod review;
 pub mod system;
