@@ -3,8 +3,8 @@
 //! that must agree with the claims).
 //!
 //! Order of checks follows the contract's failure matrix: bearer present -> signature,
-//! issuer, audience, expiry -> `jti` shape -> revocation (database) -> tenant/project claims ->
-//! store tenant pin -> identity headers. Scope and role checks run inside handlers, after
+//! issuer, audience, expiry -> `jti` shape -> tenant/project claims -> revocation (database,
+//! keyed by tenant, so it needs the claim) -> store tenant pin -> identity headers. Scope and role checks run inside handlers, after
 //! body and query validation, through the permission table in `permissions`.
 
 use std::sync::Arc;
