@@ -6,6 +6,8 @@
 //! advisory lock, so concurrent writers on any replica cannot fork the chain.
 
 use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Row};
@@ -149,5 +151,47 @@ pub async fn link_at(pool: &PgPool, tenant: &str, seq: i64) -> Result<Option<(i6
         .bind(tenant)
         .bind(seq)
         .fetch_optional(pool)
+        .await
+}
+
+/// Issuer of a signed head export.
+pub const HEAD_ISSUER: &str = "pinak-audit";
+
+/// Claims of a signed head export (an HS256 JWT under `PINAK_AUDIT_SIGNING_KEY`).
+#[derive(Deserialize, Serialize)]
+pub struct HeadClaims {
+    pub iss: String,
+    pub tenant: String,
+    pub seq: i64,
+    pub head_hash: String,
+    pub iat: i64,
+}
+
+/// A tenant's head signed with `key`, to be kept outside the database: `verify` with it as the
+/// anchor then detects a deleted tail.
+pub fn sign_head(key: &str, tenant: &str, seq: i64, head_hash: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = HeadClaims {
+        iss: HEAD_ISSUER.into(),
+        tenant: tenant.to_owned(),
+        seq,
+        head_hash: head_hash.to_owned(),
+        iat: Utc::now().timestamp(),
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key.as_bytes()))
+}
+
+/// The claims of a head signed with `key`, if the signature is good.
+pub fn verify_head(key: &str, token: &str) -> Option<HeadClaims> {
+    let mut v = Validation::new(Algorithm::HS256);
+    v.set_required_spec_claims(&["iss"]);
+    v.set_issuer(&[HEAD_ISSUER]);
+    v.validate_exp = false;
+    jsonwebtoken::decode::<HeadClaims>(token, &DecodingKey::from_secret(key.as_bytes()), &v).ok().map(|d| d.claims)
+}
+
+/// Every tenant's newest link: (tenant, seq, hash, ts).
+pub async fn heads(pool: &PgPool) -> Result<Vec<(String, i64, String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("SELECT DISTINCT ON (tenant) tenant, seq, hash, ts FROM logs_audit ORDER BY tenant, seq DESC")
+        .fetch_all(pool)
         .await
 }

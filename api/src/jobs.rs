@@ -37,6 +37,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::watch;
 
+use crate::audit;
 use crate::config::Config;
 use crate::credentials::DbCredentials;
 use crate::layers::Layer;
@@ -112,6 +113,7 @@ fn options(env: &JobEnv, shutdown: watch::Receiver<bool>) -> WorkerOptions {
         .define_job::<PruneRevocations>()
         .define_job::<Reembed>()
         .define_job::<VerifyVectors>()
+        .define_job::<ExportAuditHeads>()
         .with_crons(crontab())
         .heartbeat_interval(HEARTBEAT_INTERVAL)
         .sweep_interval(SWEEP_INTERVAL)
@@ -135,6 +137,7 @@ pub fn crontab() -> Vec<Crontab> {
         scheduled(Cron::hourly_at::<PruneAccessLog>(15), HOUR),
         scheduled(Cron::hourly_at::<PruneRevocations>(25), HOUR),
         scheduled(Cron::hourly_at::<VerifyVectors>(35), HOUR),
+        scheduled(Cron::hourly_at::<ExportAuditHeads>(45), HOUR),
         scheduled(Cron::every_n_minutes::<Reembed>(10), CrontabFill::minutes(10)),
     ]
 }
@@ -335,6 +338,36 @@ impl TaskHandler for PruneRevocations {
         run_recorded(&ctx, Self::IDENTIFIER, |env| async move {
             let n = delete_batched(&env.pool, "revoked_jti", "expires_at < now()", None).await?;
             Ok((n, json!({"revoked_jti": n})))
+        })
+        .await
+    }
+}
+
+/// Writes every tenant's audit-chain head to the log (`event = "audit_head"`), signed when
+/// `PINAK_AUDIT_SIGNING_KEY` is set: the log leaves the database, so a head kept there is an
+/// anchor that `maintenance/verify` can check a chain against even if someone able to rewrite
+/// `logs_audit` recomputed every hash. The run's detail holds the same heads.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ExportAuditHeads {}
+
+impl TaskHandler for ExportAuditHeads {
+    const IDENTIFIER: &'static str = "export_audit_heads";
+    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
+        run_recorded(&ctx, Self::IDENTIFIER, |env| async move {
+            let key = env.state.config.audit_signing_key.clone();
+            let mut exported = Vec::new();
+            for (tenant, seq, head_hash, ts) in audit::heads(&env.pool).await? {
+                let signature = match &key {
+                    Some(key) => Some(
+                        audit::sign_head(key, &tenant, seq, &head_hash)
+                            .map_err(|e| sqlx::Error::Protocol(format!("signing the audit head failed: {e}")))?,
+                    ),
+                    None => None,
+                };
+                tracing::info!(event = "audit_head", tenant = %tenant, seq, head_hash = %head_hash, ts = %ts, signature = signature.as_deref().unwrap_or(""), "audit chain head");
+                exported.push(json!({"tenant": tenant, "seq": seq, "head_hash": head_hash, "ts": ts, "signature": signature}));
+            }
+            Ok((exported.len() as i64, json!({"signed": key.is_some(), "heads": exported})))
         })
         .await
     }

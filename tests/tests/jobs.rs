@@ -469,3 +469,37 @@ async fn a_job_of_a_killed_pod_is_finished_by_another() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Item 12 of issue 19: every tenant's chain head is exported on a schedule, signed, so a copy
+/// outside the database can anchor a later verification.
+#[tokio::test]
+async fn audit_heads_are_exported_signed_for_every_tenant() {
+    const KEY: &str = "audit-head-signing-key-0123456789abcdef";
+    let api = TestApi::builder().env("PINAK_AUDIT_SIGNING_KEY", KEY).start().await;
+    for tenant in ["acme", "globex"] {
+        let token = pinak_tests::Token::new(tenant, "p").sign();
+        let (status, body) = api.post(&token, "/add", json!({"content": format!("a fact of {tenant}")})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    wait_workers(&api, 1).await;
+    let id = enqueue(&api, "export_audit_heads", "t-heads").await;
+    wait_finished(&api, &[id]).await;
+    let mut c = api.db().await;
+    let detail: Value =
+        sqlx::query_scalar("SELECT detail FROM job_runs WHERE job_id = $1").bind(id).fetch_one(&mut c).await.unwrap();
+    assert_eq!(detail["signed"], true, "{detail}");
+    let heads = detail["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 2, "{detail}");
+    for head in heads {
+        let tenant = head["tenant"].as_str().unwrap();
+        let (seq, hash, _) = pinak_api::audit::head(&api.state.pool, tenant).await.unwrap().unwrap();
+        let claims =
+            pinak_api::audit::verify_head(KEY, head["signature"].as_str().unwrap()).expect("a valid signature");
+        assert_eq!((claims.tenant.as_str(), claims.seq, claims.head_hash.as_str()), (tenant, seq, hash.as_str()));
+        assert!(
+            pinak_api::audit::verify_head("another-key-0123456789abcdef0123456", head["signature"].as_str().unwrap())
+                .is_none()
+        );
+    }
+    api.stop().await;
+}

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,18 +21,6 @@ struct Anchor {
     head_hash: String,
 }
 
-/// Claims of a signed head export (an HS256 JWT under `PINAK_AUDIT_SIGNING_KEY`).
-#[derive(Deserialize, serde::Serialize)]
-struct HeadClaims {
-    iss: String,
-    tenant: String,
-    seq: i64,
-    head_hash: String,
-    iat: i64,
-}
-
-const HEAD_ISSUER: &str = "pinak-audit";
-
 fn parse_anchor(state: &AppState, tenant: &str, body: Option<Value>) -> AppResult<Option<Anchor>> {
     let invalid = |why: &str| AppError::bad_request(format!("Invalid anchor: {why}"));
     let Some(anchor) = body.as_ref().and_then(|b| b.get("anchor")).filter(|a| !a.is_null()) else { return Ok(None) };
@@ -44,13 +31,7 @@ fn parse_anchor(state: &AppState, tenant: &str, body: Option<Value>) -> AppResul
                 .audit_signing_key
                 .as_deref()
                 .ok_or_else(|| invalid("no PINAK_AUDIT_SIGNING_KEY to verify it"))?;
-            let mut v = Validation::new(Algorithm::HS256);
-            v.set_required_spec_claims(&["iss"]);
-            v.set_issuer(&[HEAD_ISSUER]);
-            v.validate_exp = false;
-            let claims = jsonwebtoken::decode::<HeadClaims>(token, &DecodingKey::from_secret(key.as_bytes()), &v)
-                .map_err(|_| invalid("bad signature"))?
-                .claims;
+            let claims = audit::verify_head(key, token).ok_or_else(|| invalid("bad signature"))?;
             if claims.tenant != tenant {
                 return Err(invalid("another tenant's head"));
             }
@@ -114,23 +95,9 @@ pub async fn audit_head(State(state): State<AppState>, p: Principal) -> AppResul
         ));
     };
     let signature = match state.config.audit_signing_key.as_deref() {
-        Some(key) => {
-            let claims = HeadClaims {
-                iss: HEAD_ISSUER.into(),
-                tenant: p.scope.tenant.clone(),
-                seq,
-                head_hash: head_hash.clone(),
-                iat: Utc::now().timestamp(),
-            };
-            Some(
-                jsonwebtoken::encode(
-                    &Header::new(Algorithm::HS256),
-                    &claims,
-                    &EncodingKey::from_secret(key.as_bytes()),
-                )
-                .map_err(|e| AppError::Internal(e.to_string()))?,
-            )
-        }
+        Some(key) => Some(
+            audit::sign_head(key, &p.scope.tenant, seq, &head_hash).map_err(|e| AppError::Internal(e.to_string()))?,
+        ),
         None => None,
     };
     Ok(Json(json!({ "tenant": p.scope.tenant, "seq": seq, "head_hash": head_hash, "ts": ts, "signature": signature })))
