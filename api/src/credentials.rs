@@ -19,6 +19,7 @@
 //!   closed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -66,13 +67,15 @@ pub struct DbCredentials {
     username_file: Option<PathBuf>,
     password_file: Option<PathBuf>,
     tracked: Mutex<Tracked>,
+    /// When the credentials last changed, in nanoseconds after `started` (0: never). An atomic,
+    /// not part of `tracked`, because every pool acquire reads it.
+    changed_at: AtomicU64,
+    started: Instant,
 }
 
 struct Tracked {
     current: Credentials,
     pools: Vec<PgPool>,
-    /// When the credentials last changed: pooled connections opened before then are retired.
-    changed_at: Option<Instant>,
 }
 
 impl DbCredentials {
@@ -96,7 +99,9 @@ impl DbCredentials {
         let creds = Arc::new(DbCredentials {
             username_file,
             password_file,
-            tracked: Mutex::new(Tracked { current, pools: Vec::new(), changed_at: None }),
+            tracked: Mutex::new(Tracked { current, pools: Vec::new() }),
+            changed_at: AtomicU64::new(0),
+            started: Instant::now(),
         });
         if configured {
             spawn_poller(Arc::downgrade(&creds));
@@ -147,7 +152,9 @@ impl DbCredentials {
                 "database credentials reloaded; new connections use them"
             );
             tracked.current = new;
-            tracked.changed_at = Some(Instant::now());
+            // At least 1: 0 means "never changed".
+            let since_start = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+            self.changed_at.store(since_start, Ordering::Release);
         }
         true
     }
@@ -157,7 +164,10 @@ impl DbCredentials {
     /// rotation retires the old login role next time, so they are closed as they come back to be
     /// used: never mid-request, and the pool opens fresh ones with the new credentials.
     pub fn predates_change(&self, age: Duration) -> bool {
-        self.lock().changed_at.is_some_and(|at| age > at.elapsed())
+        match self.changed_at.load(Ordering::Acquire) {
+            0 => false,
+            at => age > self.started.elapsed().saturating_sub(Duration::from_nanos(at)),
+        }
     }
 
     /// `options` with the hook that retires connections opened before a credential change.
