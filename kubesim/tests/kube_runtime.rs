@@ -48,9 +48,11 @@ async fn watcher_resumes_and_relists_after_gone() {
     });
     api.create(&PostParams::default(), &cm("a")).await.unwrap();
     next(&mut rx, "a").await.expect("watcher sees a");
-    // Cut every watch and hold the watcher's reconnect for a moment, while a change lands and
-    // the history is forgotten: the resume from its old resourceVersion gets 410 and it relists.
-    let fault = serde_json::json!({"path": "/api/v1/namespaces/default/configmaps", "method": "GET", "count": 1, "delayMs": 1500});
+    // Cut every watch and hold the watcher's reconnect, while a change lands and the history is
+    // forgotten: the resume from its old resourceVersion gets 410 and it relists. The hold is
+    // long (5 s) because the three calls below must all land inside it: with 1.5 s, a loaded
+    // machine let the reconnect through first, and the watcher then saw "b" without a relist.
+    let fault = serde_json::json!({"path": "/api/v1/namespaces/default/configmaps", "method": "GET", "count": 1, "delayMs": 5000});
     let req = http::Request::post("/kubesim/faults")
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&fault).unwrap())
