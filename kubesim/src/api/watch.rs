@@ -118,9 +118,13 @@ impl Cluster {
             bookmarks.tick().await;
             loop {
                 let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+                // Biased, kill first: a watch dropped by `/kubesim/drop-watches` must not deliver
+                // a change made after the drop answered (an unbiased pick sometimes did, which
+                // moved the client's resourceVersion past a later compaction).
                 tokio::select! {
-                    _ = tokio::time::sleep_until(sleep_until) => return,
+                    biased;
                     _ = kill.changed() => return,
+                    _ = tokio::time::sleep_until(sleep_until) => return,
                     _ = bookmarks.tick(), if spec.opts.allow_bookmarks => {
                         if tx.send(spec.bookmark(last_rv, false)).await.is_err() { return; }
                     }
