@@ -16,7 +16,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::config::{Config, ConfigError, jwt_secret_problem};
+use crate::config::{Config, ConfigError, weak_secret};
 use crate::error::{AppError, AppResult};
 use crate::keys::KeyStore;
 use crate::secret_file::SecretValue;
@@ -106,7 +106,7 @@ impl TokenVerifier {
 
 /// A secret file's content as the HS256 key, held to the same rules as `PINAK_JWT_SECRET`.
 fn hs256_key(secret: &str) -> Result<DecodingKey, String> {
-    match jwt_secret_problem(secret) {
+    match weak_secret(secret) {
         Some(reason) => Err(reason.to_owned()),
         None => Ok(DecodingKey::from_secret(secret.as_bytes())),
     }

@@ -107,12 +107,9 @@ impl Config {
         if let Some(url) = jwt_jwks_url.as_deref().filter(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
             return Err(invalid("PINAK_JWT_JWKS_URL", url, "expected an http(s) URL"));
         }
-        let jwt_jwks_refresh_secs: u64 = parse_num(&get, "PINAK_JWT_JWKS_REFRESH_SECS", 300)?;
-        if jwt_jwks_refresh_secs == 0 {
-            return Err(invalid("PINAK_JWT_JWKS_REFRESH_SECS", "0", "must be at least 1"));
-        }
+        let jwt_jwks_refresh_secs: u64 = positive(&get, "PINAK_JWT_JWKS_REFRESH_SECS", 300)?;
         // The shared secret is optional once asymmetric keys are configured; when set, it must
-        // still be strong (a file's content is checked when it is read, see `jwt_secret_problem`).
+        // still be strong (a file's content is checked when it is read, see `weak_secret`).
         let keys_configured = jwt_keys_dir.is_some() || jwt_jwks_url.is_some();
         let (jwt_secret, jwt_secret_file) = value_or_file(&get, "PINAK_JWT_SECRET", "PINAK_JWT_SECRET_FILE")?;
         match &jwt_secret {
@@ -123,7 +120,7 @@ impl Config {
                 ));
             }
             Some(s) => {
-                if let Some(reason) = jwt_secret_problem(s) {
+                if let Some(reason) = weak_secret(s) {
                     return Err(invalid("PINAK_JWT_SECRET", "<redacted>", reason));
                 }
             }
@@ -209,8 +206,8 @@ impl Config {
     }
 }
 
-/// Why `secret` may not sign HS256 tokens, if it may not.
-pub fn jwt_secret_problem(secret: &str) -> Option<&'static str> {
+/// Why `secret` is too weak to sign anything (tokens, audit heads), if it is.
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
     if REFUSED_SECRETS.contains(&secret) {
         Some("a published example secret; generate one, e.g. `openssl rand -base64 48`")
     } else if secret.len() < MIN_SECRET_BYTES {
@@ -290,7 +287,7 @@ pub fn is_identifier(s: &str) -> bool {
 /// An optional signing secret: when set, it must be long and not a published example.
 fn secret_var(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
     match get(name) {
-        Some(s) if REFUSED_SECRETS.contains(&s.as_str()) || s.len() < MIN_SECRET_BYTES => {
+        Some(s) if weak_secret(&s).is_some() => {
             Err(invalid(name, "<redacted>", "must be at least 32 bytes and not a published example"))
         }
         other => Ok(other),

@@ -387,12 +387,11 @@ impl TaskHandler for Reembed {
             let Some(model) = env.state.embedder.model_name().map(str::to_owned) else {
                 return Ok((0, json!({"skipped": "embeddings disabled"})));
             };
-            let from = &env.state.config.reembed_from;
-            let replace = ReplaceFrom { any: from.iter().any(|m| m == "*"), models: from.clone() };
+            let replace_from = &env.state.config.reembed_from;
             let mut detail = serde_json::Map::new();
             let mut total = 0i64;
             for layer in Layer::VECTOR_LAYERS {
-                let n = reembed_layer(&env, layer, &model, &replace).await?;
+                let n = reembed_layer(&env, layer, &model, replace_from).await?;
                 let kept = kept_foreign(&env, layer, &model).await?;
                 if !kept.is_empty() {
                     let rows: i64 = kept.iter().map(|(_, n)| n).sum();
@@ -415,12 +414,6 @@ impl TaskHandler for Reembed {
     }
 }
 
-/// Which foreign vectors a pass may replace.
-struct ReplaceFrom {
-    any: bool,
-    models: Vec<String>,
-}
-
 /// Vectors of other models left in `layer`, by model (a vector without a model as `""`).
 async fn kept_foreign(env: &JobEnv, layer: Layer, model: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!(
@@ -433,13 +426,14 @@ async fn kept_foreign(env: &JobEnv, layer: Layer, model: &str) -> Result<Vec<(St
     .await
 }
 
-async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str, replace: &ReplaceFrom) -> Result<i64, sqlx::Error> {
+/// `replace_from`: the models whose vectors this pass may replace (`PINAK_REEMBED_FROM`; `*`: any).
+async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str, replace_from: &[String]) -> Result<i64, sqlx::Error> {
     let table = layer.table();
     // Keyset pagination by id: every pass moves forward, so the job ends even if a row keeps
     // changing under it (the API re-embeds rows it updates anyway).
     let select = format!(
         "SELECT id, updated_at, {} AS row FROM {table} t \
-         WHERE (embedding IS NULL OR (embedding_model IS DISTINCT FROM $1 AND ($3 OR embedding_model = ANY($4)))) \
+         WHERE (embedding IS NULL OR (embedding_model IS DISTINCT FROM $1 AND ('*' = ANY($3) OR embedding_model = ANY($3)))) \
            AND ($2::uuid IS NULL OR id > $2) \
          ORDER BY id LIMIT {REEMBED_BATCH}",
         row_json(layer)
@@ -455,8 +449,7 @@ async fn reembed_layer(env: &JobEnv, layer: Layer, model: &str, replace: &Replac
         let rows = sqlx::query(AssertSqlSafe(select.clone()))
             .bind(model)
             .bind(after)
-            .bind(replace.any)
-            .bind(&replace.models)
+            .bind(replace_from)
             .fetch_all(&env.pool)
             .await?;
         let Some(last) = rows.last() else { return Ok(done) };

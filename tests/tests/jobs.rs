@@ -505,3 +505,25 @@ async fn audit_heads_are_exported_signed_for_every_tenant() {
     }
     api.stop().await;
 }
+
+/// `PINAK_REEMBED_FROM=*` replaces the vectors of any other model.
+#[tokio::test]
+async fn reembed_from_any_model_replaces_every_foreign_vector() {
+    let api = TestApi::builder().env("PINAK_REEMBED_FROM", "*").start().await;
+    let mut c = api.db().await;
+    sqlx::query(
+        "INSERT INTO memories_semantic (id, tenant, project_id, content, embedding, embedding_model, embedding_dim) VALUES
+            (gen_random_uuid(), 't', 'p', 'some model''s', array_fill(0.5::real, ARRAY[384])::vector, 'some-model', 384)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    wait_workers(&api, 1).await;
+    let id = enqueue(&api, "reembed", "t-any").await;
+    wait_finished(&api, &[id]).await;
+    for (text, model, got, want) in expected_vectors(&mut c, Layer::Semantic).await {
+        assert_eq!(model.as_deref(), Some(DummyEmbedder::MODEL_NAME), "{text}");
+        assert_eq!(got, want, "{text}: replaced by the current model's vector");
+    }
+    api.stop().await;
+}
