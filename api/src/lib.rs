@@ -1,184 +1,27 @@
 //! Pinak memory API: a stateless axum service over PostgreSQL + pgvector.
 //!
-//! Where to look: the auth rule is `auth`, the tenant-isolation rule is `tenancy` (applied
-//! by `records`, `search` and every handler), the search ranking is `search`, the write path
-//! is `write`, the request pipeline is `http`, and the routes are listed in `routes`.
+//! One folder per concern, so that a rule has one file and the file one obvious place:
+//! - `security`: who the caller is, what it may do and whose rows it sees (`auth`,
+//!   `permissions`, `tenancy`); the rest of the crate trusts its answer and never re-derives it.
+//! - `governance`: what a tenant must be able to account for: who wrote what, the access log,
+//!   the tamper-evident audit chain, client trust and the quarantine review.
+//! - `store`: the memory layers and how their rows reach Postgres, through one write path
+//!   (`write`).
+//! - `retrieval`: how rows come back, ranked (`search`), on the exact or HNSW path
+//!   (`vector_path`).
+//! - `embedding`: text to vectors, one type over every backend, since writes, searches and jobs
+//!   must embed alike.
+//! - `web`: what every route shares (connections, the request pipeline `http`, extractors, errors),
+//!   so a handler holds only its own rule.
+//! - `routes`: the route table; the router, `/openapi.json` and `docs/api.md` are built from it.
+//! - `runtime`: the process around it all: configuration, shared state, start and shutdown
+//!   (`lifecycle`), background jobs, logs and metrics.
 
-pub mod access;
-pub mod actor;
-pub mod audit;
-pub mod auth;
-pub mod clients;
-pub mod config;
-pub mod credentials;
-pub mod db;
 pub mod embedding;
-pub mod error;
-pub mod extract;
-pub mod http;
-pub mod jobs;
-pub mod keys;
-pub mod layers;
-pub mod metrics;
-pub mod nudges;
-pub mod permissions;
-pub mod pgcopy;
-pub mod quarantine;
-pub mod records;
+pub mod governance;
+pub mod retrieval;
 pub mod routes;
-pub mod schemas;
-pub mod search;
-pub mod secret_file;
-pub mod server;
-pub mod state;
-pub mod telemetry;
-pub mod tenancy;
-pub mod vector_path;
-pub mod write;
-
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-
-use crate::config::{Config, EmbeddingBackend};
-use crate::embedding::{DummyEmbedder, Embedder, EmbeddingError, HttpEmbedder, HttpEmbedderConfig, LocalEmbedder};
-use crate::state::{AppState, Verification};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(#[from] config::ConfigError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migrations: {0}")]
-    Migrate(String),
-    #[error("{0}")]
-    Embedding(#[from] EmbeddingError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
-}
-
-pub fn build_embedder(cfg: &Config) -> Result<Embedder, EmbeddingError> {
-    Ok(match cfg.embedding_backend {
-        EmbeddingBackend::None => Embedder::None,
-        EmbeddingBackend::Dummy => Embedder::Dummy(DummyEmbedder),
-        EmbeddingBackend::Local => {
-            let dir = cfg.model_dir.clone().unwrap_or_default();
-            Embedder::Local(Arc::new(LocalEmbedder::load(&dir)?))
-        }
-        EmbeddingBackend::Http => Embedder::Http(Arc::new(HttpEmbedder::new(HttpEmbedderConfig {
-            url: cfg.embedding_url.clone().unwrap_or_default(),
-            model: cfg.embedding_model.clone(),
-            api_key: cfg.embedding_api_key.clone(),
-            api_key_file: cfg.embedding_api_key_file.clone(),
-            timeout: cfg.embedding_timeout,
-            max_retries: 3,
-        })?)),
-    })
-}
-
-/// Builds the state and runs migrations (standalone mode). The model loads on the blocking
-/// pool so a slow disk does not stall the runtime.
-pub async fn prepare(cfg: Config) -> Result<AppState, StartError> {
-    // The credential files are read first: a missing or empty one is a configuration error.
-    let credentials = credentials::DbCredentials::start(&cfg)?;
-    let pool = db::pool(&cfg, &credentials)?;
-    if cfg.migrate {
-        db::migrate(&pool, &cfg.db_schema).await.map_err(|e| StartError::Migrate(e.to_string()))?;
-    }
-    let embed_cfg = cfg.clone();
-    let embedder = tokio::task::spawn_blocking(move || build_embedder(&embed_cfg))
-        .await
-        .map_err(|e| EmbeddingError::Load { path: "model".into(), reason: e.to_string() })??;
-    let verifier = auth::TokenVerifier::from_config(&cfg).await?;
-    let state = AppState::new(cfg, pool, credentials, embedder, verifier);
-    state.set_verification(Verification::Verifying);
-    // A store must be reachable and migrated before we call ourselves ready.
-    db::migration_version(&state.pool).await?;
-    if state.config.migrate && state.config.jobs_enabled {
-        // Install the job queue's schema now, like our own migrations, so it is in place (and
-        // its DDL finished) before we report ready; the worker itself starts in `serve`.
-        jobs::install(&state).await;
-    }
-    state.set_verification(Verification::Ready);
-    Ok(state)
-}
-
-/// Watches the database so readiness turns false while it is gone (unreachable, or refusing the
-/// API's login) and true when it returns. A refused login needs someone to fix the credentials:
-/// it is logged at error level once, when it starts, and again only after the database was up.
-pub fn spawn_db_watch(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        let mut login_rejected = false;
-        loop {
-            tick.tick().await;
-            // Bounded: a connection that goes silent must not freeze the watch (and readiness).
-            let ping = sqlx::query("SELECT 1").execute(&state.pool);
-            let result = tokio::time::timeout(Duration::from_secs(5), ping).await;
-            let up = matches!(result, Ok(Ok(_)));
-            match &result {
-                Ok(Err(e)) if !login_rejected && error::is_login_rejected(e) => {
-                    login_rejected = true;
-                    tracing::error!(
-                        error = %e,
-                        "the database refuses the API's login (wrong user or password?); not ready, memory routes \
-                         answer 503 until it accepts the credentials again"
-                    );
-                }
-                Ok(Ok(_)) if login_rejected => {
-                    login_rejected = false;
-                    tracing::info!("the database accepts the API's login again");
-                }
-                _ => {}
-            }
-            if up != state.db_up() {
-                tracing::warn!(database_up = up, "database availability changed");
-                state.set_db_up(up);
-            }
-        }
-    })
-}
-
-/// Serves until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let watch = spawn_db_watch(state.clone());
-    // Background jobs (after `prepare` ran the migrations); stopped gracefully below so
-    // in-flight jobs are released rather than left locked.
-    let jobs = if state.config.jobs_enabled {
-        match jobs::start(&state) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                tracing::error!(error = %e, "background jobs disabled: invalid database settings");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let app = routes::router(state.clone());
-    let stopping = state.clone();
-    let limits =
-        server::Limits { header_timeout: state.config.header_timeout, max_connections: state.config.max_connections };
-    let result = server::run(listener, app, limits, async move {
-        shutdown.await;
-        stopping.set_verification(Verification::Stopping);
-    })
-    .await;
-    watch.abort();
-    if let Some(jobs) = jobs {
-        jobs.shutdown().await;
-    }
-    state.pool.close().await;
-    result
-}
-
-pub async fn bind(cfg: &Config) -> Result<TcpListener, StartError> {
-    TcpListener::bind(cfg.listen).await.map_err(|source| StartError::Listen { addr: cfg.listen.to_string(), source })
-}
+pub mod runtime;
+pub mod security;
+pub mod store;
+pub mod web;

@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
-use pinak_api::config::Config;
+use pinak_api::runtime::config::Config;
+use pinak_api::runtime::lifecycle::{self, StartError};
+use pinak_api::runtime::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    pinak_api::telemetry::init();
+    telemetry::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -17,15 +19,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), pinak_api::StartError> {
+async fn run() -> Result<(), StartError> {
     let cfg = Config::from_env()?;
-    let listener = pinak_api::bind(&cfg).await?;
-    let state = pinak_api::prepare(cfg).await?;
+    let listener = lifecycle::bind(&cfg).await?;
+    let state = lifecycle::prepare(cfg).await?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %addr, schema = %state.config.db_schema, embedding = state.embedder.backend_name(), "pinak-api ready");
-    pinak_api::serve(state, listener, shutdown_signal())
-        .await
-        .map_err(|source| pinak_api::StartError::Listen { addr, source })
+    lifecycle::serve(state, listener, shutdown_signal()).await.map_err(|source| StartError::Listen { addr, source })
 }
 
 async fn shutdown_signal() {

@@ -27,7 +27,7 @@ use crate::corpus::size_label;
 use crate::load::{Cell, Limits, warm_and_drive};
 use crate::report::{Table, ms, rate, recall};
 use crate::sql::{IndexVariant, Kind, MAIN_PROJECT, SMALL_PROJECT, SqlBatchIngest, SqlSearch};
-use pinak_api::vector_path::Rule;
+use pinak_api::retrieval::vector_path::Rule;
 
 const API_MAIN: &str = "API GET /memory/search (query vector by HTTP lookup)";
 const API_SMALL: &str = "API GET /memory/search (service's path choice)";
@@ -256,7 +256,7 @@ async fn run() -> Result<()> {
     }
 
     // Defaults of the service, so the direct-SQL side runs with the same settings.
-    let defaults = pinak_api::config::Config::from_lookup(|k| match k {
+    let defaults = pinak_api::runtime::config::Config::from_lookup(|k| match k {
         "PINAK_DATABASE_URL" => Some("postgres://localhost/x".into()),
         "PINAK_JWT_SECRET" => Some(api::SECRET.into()),
         "PINAK_EMBEDDING_BACKEND" => Some("dummy".into()),
@@ -862,7 +862,7 @@ async fn run() -> Result<()> {
     ]);
     setup.row(vec![
         "store integrity".into(),
-        format!("rows re-embedded by another model (api/src/jobs.rs re-embed pass): {foreign_after_search} after the search runs, {foreign_at_end} at the end (must be 0)"),
+        format!("rows re-embedded by another model (api/src/runtime/jobs.rs re-embed pass): {foreign_after_search} after the search runs, {foreign_at_end} at the end (must be 0)"),
     ]);
     setup.row(vec![
         "limits".into(),

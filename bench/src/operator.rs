@@ -359,7 +359,7 @@ async fn phase(sim: &Sim, args: &Args, run: &str, n: usize) -> Result<Phase> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let startup_requests = request_log(sim).iter().skip(log_start).filter(|r| is_operator(r)).count();
 
-    let mut rx = sim.running.cluster.lock().store.subscribe();
+    let mut rx = sim.kubesim().cluster.lock().store.subscribe();
     let cpu0 = op.cpu_seconds();
     let t0 = Instant::now();
     kubectl(sim, &["apply", "-f", "-"], Some(&stores_manifest(&nss)))?;
@@ -385,7 +385,7 @@ async fn phase(sim: &Sim, args: &Args, run: &str, n: usize) -> Result<Phase> {
     // Stores that were created (and maybe became Ready) before the subscription saw them: the
     // subscription was taken before the apply, so only a lagged receiver needs this.
     let scan = |created: &mut HashMap<String, Instant>, ready: &mut HashMap<String, Instant>| {
-        for obj in sim.running.cluster.list_raw(&gr, None) {
+        for obj in sim.kubesim().cluster.list_raw(&gr, None) {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
             note(&ns, &obj, created, ready);
         }
@@ -494,7 +494,7 @@ async fn phase(sim: &Sim, args: &Args, run: &str, n: usize) -> Result<Phase> {
     let deadline = Instant::now() + args.timeout;
     loop {
         let left = sim
-            .running
+            .kubesim()
             .cluster
             .list_raw(&gr, None)
             .iter()
@@ -554,7 +554,7 @@ pub async fn main(argv: &[String]) -> Result<()> {
     println!("pinak-bench operator: stores {:?}; {machine}", args.stores);
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let sim = Sim::start_with(vec![(API_IMAGE.into(), args.api_bin.clone())]).await;
-    println!("kubesim at {} (logs in {})", sim.running.address, sim.dir.display());
+    println!("kubesim at {} (logs in {})", sim.kubesim().address, sim.dir.display());
     let result = async {
         let crd = repo_root().join("crds/memorystore.yaml");
         kubectl(&sim, &["apply", "-f", &crd.display().to_string()], None)?;
@@ -567,7 +567,7 @@ pub async fn main(argv: &[String]) -> Result<()> {
     }
     .await;
     // The pods are local processes: stop them whatever happened.
-    sim.running.kubelet.shutdown().await;
+    sim.kubesim().kubelet.shutdown().await;
     if args.keep {
         println!("kept {}", sim.dir.display());
     } else if result.is_ok() {

@@ -1,5 +1,6 @@
 //! Direct Postgres side: the store schema (created with the API's own migrations), bulk load
-//! of the embedded corpus, and the search SQL of `api/src/search.rs` run without the service.
+//! of the embedded corpus, and the search SQL of `api/src/retrieval/search.rs` run without the
+//! service.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use sqlx::{Connection, PgConnection};
 use crate::api::{TENANT, recall};
 use crate::corpus::Item;
 use crate::load::Op;
-use pinak_api::search::vector_order;
-use pinak_api::tenancy::Scope;
-use pinak_api::vector_path::{self, Paths, Rule, VectorPath};
+use pinak_api::retrieval::search::vector_order;
+use pinak_api::retrieval::vector_path::{self, Paths, Rule, VectorPath};
+use pinak_api::security::tenancy::Scope;
 
 /// High half of every benchmark row id; the low half is the document index.
 pub const ID_NAMESPACE: u64 = 0x7069_6e61_6b62_656e; // "pinakben"
@@ -55,7 +56,7 @@ pub async fn drop_old_schemas(url: &str) -> Result<usize> {
     Ok(names.len())
 }
 
-/// Drops a store schema and its job-queue schema (`<schema>_worker`, api/src/jobs.rs).
+/// Drops a store schema and its job-queue schema (`<schema>_worker`, api/src/runtime/jobs.rs).
 pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
     let mut c = connect(url, None).await?;
     for s in [schema.to_owned(), format!("{schema}_worker")] {
@@ -65,7 +66,7 @@ pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
 }
 
 /// Rows whose vector another model wrote (the API re-embeds rows of a foreign model in the
-/// background, api/src/jobs.rs; a benchmark store must not change under the measurement).
+/// background, api/src/runtime/jobs.rs; a benchmark store must not change under the measurement).
 pub async fn foreign_vectors(url: &str, schema: &str) -> Result<i64> {
     let mut c = connect(url, Some(schema)).await?;
     Ok(sqlx::query_scalar("SELECT count(*) FROM memories_semantic WHERE embedding_model IS DISTINCT FROM $1")
@@ -101,7 +102,7 @@ pub async fn migrate(url: &str, schema: &str) -> Result<()> {
     let opts = PgConnectOptions::from_str(url)?
         .options([("search_path", format!("\"{schema}\",public").as_str()), ("timezone", "UTC")]);
     let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
-    pinak_api::db::migrate(&pool, schema).await?;
+    pinak_api::store::db::migrate(&pool, schema).await?;
     pool.close().await;
     Ok(())
 }
@@ -285,7 +286,7 @@ impl Kind {
 
     fn sql(&self, paths: Option<Paths>) -> String {
         match self {
-            Kind::Hybrid { .. } => pinak_api::search::hybrid_sql(paths, 20),
+            Kind::Hybrid { .. } => pinak_api::retrieval::search::hybrid_sql(paths, 20),
             Kind::Variant { index, .. } => {
                 let (column, ty) = index.column();
                 format!(
@@ -302,7 +303,7 @@ impl Kind {
                      ORDER BY {} LIMIT $4) s
                  JOIN memories_semantic t ON t.id = s.id
                  ORDER BY s.dist",
-                pinak_api::records::row_json(pinak_api::layers::Layer::Semantic),
+                pinak_api::store::records::row_json(pinak_api::store::layers::Layer::Semantic),
                 // The bench store's index is what the migrations build (half precision).
                 vector_order(if *self == Kind::Exact { VectorPath::Exact } else { VectorPath::HnswHalf }, "$3"),
             ),
@@ -379,7 +380,7 @@ impl Op for SqlSearch {
         // k = 2 x limit, as the API asks each list for (limit 10).
         if let Some(paths) = self.paths {
             let scope = Scope::new(TENANT, self.project);
-            let found = pinak_api::search::candidates(
+            let found = pinak_api::retrieval::search::candidates(
                 &mut self.conn,
                 &scope,
                 &self.texts[q],
@@ -387,7 +388,8 @@ impl Op for SqlSearch {
                 20,
             )
             .await?;
-            let hits = pinak_api::search::rank(found, pinak_api::search::DEFAULT_VECTOR_WEIGHT, 10);
+            let hits =
+                pinak_api::retrieval::search::rank(found, pinak_api::retrieval::search::DEFAULT_VECTOR_WEIGHT, 10);
             return Ok(Some(recall(hits.iter().filter_map(|h| doc_of(&h.row)), &self.truth[q], 10)));
         }
         let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()))
@@ -423,13 +425,13 @@ impl Op for SqlBatchIngest {
         let embeddings: Vec<_> = payloads
             .iter()
             .map(|p| {
-                Some(pinak_api::records::Embedding {
+                Some(pinak_api::store::records::Embedding {
                     vector: DummyEmbedder.embed_one(p["content"].as_str().unwrap_or_default()),
                     model: DummyEmbedder::MODEL_NAME.into(),
                 })
             })
             .collect();
-        let actor = pinak_api::actor::Actor {
+        let actor = pinak_api::governance::actor::Actor {
             agent_id: "bench-agent".into(),
             client_id: "bench-client".into(),
             client_name: None,
@@ -437,9 +439,9 @@ impl Op for SqlBatchIngest {
             child_client_id: None,
         };
         let mut tx = self.conn.begin().await?;
-        pinak_api::records::copy_documents(
+        pinak_api::store::records::copy_documents(
             &mut tx,
-            pinak_api::layers::Layer::Semantic,
+            pinak_api::store::layers::Layer::Semantic,
             &Scope::new(TENANT, "ceiling"),
             &actor,
             &payloads,

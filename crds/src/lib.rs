@@ -3,7 +3,7 @@
 //! A `MemoryStore` asks the Pinak operator for one isolated memory store: a Postgres schema
 //! (with pgvector) owned by a dedicated role, the secrets the API needs (from Vault or a
 //! Kubernetes Secret), and a `pinak-api` Deployment, Service, PodDisruptionBudget and
-//! (optionally) HorizontalPodAutoscaler serving it.
+//! (optionally) HorizontalPodAutoscaler serving it, or in mode `Serverless` a Knative Service.
 //!
 //! The doc comments on the types below become the descriptions in the generated CRD
 //! (`crds/memorystore.yaml`, produced by `cargo run -p pinak-crds --bin crdgen`); a test fails
@@ -121,7 +121,7 @@ pub struct MemoryStoreSpec {
     #[serde(default)]
     pub index: IndexSpec,
 
-    /// The pinak-api Deployment: image, replicas or autoscaling, resources.
+    /// The pinak-api workload: mode (Deployment or Serverless), image, replicas or autoscaling, resources.
     #[serde(default)]
     pub api: ApiSpec,
 
@@ -485,15 +485,32 @@ impl Default for IndexSpec {
     }
 }
 
-/// The pinak-api Deployment.
+/// The pinak-api workload.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.mode == 'Serverless' || !has(self.serverless)",
+        "message": "api.serverless applies to mode Serverless only"
+    },
+    {
+        "rule": "self.mode != 'Serverless' || !has(self.autoscaling)",
+        "message": "api.autoscaling applies to mode Deployment; a Serverless store scales by api.serverless"
+    }
+]))]
 pub struct ApiSpec {
+    /// `Deployment` (default): a Deployment, Service, PodDisruptionBudget and optional
+    /// HorizontalPodAutoscaler. `Serverless`: a Knative Service that scales with concurrent
+    /// requests, down to zero pods; needs Knative Serving in the cluster.
+    #[serde(default)]
+    pub mode: ApiMode,
+
     /// Container image of pinak-api. Defaults to the image the operator was released with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 
-    /// Number of API pods (also the scale subresource). Ignored while `autoscaling` is set.
+    /// Number of API pods (also the scale subresource). Ignored while `autoscaling` is set
+    /// and in mode `Serverless`.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -502,6 +519,10 @@ pub struct ApiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
+    /// Knative autoscaling of mode `Serverless` (defaults apply when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSpec>,
+
     /// CPU and memory requests and limits of the API container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -509,7 +530,56 @@ pub struct ApiSpec {
 
 impl Default for ApiSpec {
     fn default() -> Self {
-        Self { image: None, replicas: default_replicas(), autoscaling: None, resources: None }
+        Self {
+            mode: ApiMode::default(),
+            image: None,
+            replicas: default_replicas(),
+            autoscaling: None,
+            serverless: None,
+            resources: None,
+        }
+    }
+}
+
+/// How the API pods are run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ApiMode {
+    /// Deployment + Service + PodDisruptionBudget (+ HorizontalPodAutoscaler).
+    #[default]
+    Deployment,
+    /// Knative Service (`serving.knative.dev/v1`), scale to zero.
+    Serverless,
+}
+
+/// Knative autoscaling of a `Serverless` store.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.maxScale >= self.minScale",
+        "message": "api.serverless.maxScale must be at least minScale"
+    }
+]))]
+pub struct ServerlessSpec {
+    /// Pods kept when idle; 0 lets the store scale to zero (the API starts in about 100 ms).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub min_scale: i32,
+
+    /// Upper bound of pods; also sizes the store role's connection limit.
+    #[serde(default = "default_max_scale")]
+    #[schemars(range(min = 1))]
+    pub max_scale: i32,
+
+    /// Concurrent requests per pod the autoscaler aims for (`autoscaling.knative.dev/target`).
+    #[serde(default = "default_target_concurrency")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_concurrency: i32,
+}
+
+impl Default for ServerlessSpec {
+    fn default() -> Self {
+        Self { min_scale: 0, max_scale: default_max_scale(), target_concurrency: default_target_concurrency() }
     }
 }
 
@@ -756,6 +826,14 @@ fn default_ef_search() -> i32 {
 fn default_true() -> bool {
     true
 }
+fn default_max_scale() -> i32 {
+    10
+}
+
+fn default_target_concurrency() -> i32 {
+    50
+}
+
 fn default_replicas() -> i32 {
     2
 }

@@ -298,3 +298,19 @@ fn embedding_index_and_autoscaling_rules() {
     let good_hpa = with_spec(|s| s["api"]["autoscaling"] = json!({"maxReplicas": 6}));
     validate(&good_hpa, None).unwrap();
 }
+
+#[test]
+fn serverless_rules() {
+    let serverless =
+        with_spec(|s| s["api"] = json!({"mode": "Serverless", "serverless": {"minScale": 1, "maxScale": 3}}));
+    validate(&serverless, None).unwrap();
+    let scale_to_zero = with_spec(|s| s["api"] = json!({"mode": "Serverless"}));
+    validate(&scale_to_zero, None).unwrap();
+    let inverted =
+        with_spec(|s| s["api"] = json!({"mode": "Serverless", "serverless": {"minScale": 4, "maxScale": 2}}));
+    assert_rejected(&inverted, None, "maxScale must be at least minScale");
+    let with_hpa = with_spec(|s| s["api"] = json!({"mode": "Serverless", "autoscaling": {"maxReplicas": 4}}));
+    assert_rejected(&with_hpa, None, "api.autoscaling applies to mode Deployment");
+    let stray = with_spec(|s| s["api"] = json!({"serverless": {"maxScale": 4}}));
+    assert_rejected(&stray, None, "api.serverless applies to mode Serverless only");
+}

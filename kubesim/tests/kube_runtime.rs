@@ -19,7 +19,7 @@ fn cm(name: &str) -> ConfigMap {
 
 async fn admin_post(sim: &Sim, client: &kube::Client, path: &str) {
     let req = http::Request::post(path).body(Vec::new()).unwrap();
-    client.request_text(req).await.unwrap_or_else(|e| panic!("POST {path} on {}: {e}", sim.running.address));
+    client.request_text(req).await.unwrap_or_else(|e| panic!("POST {path} on {}: {e}", sim.kubesim().address));
 }
 
 /// Waits (15 s at most) until the watcher reports `want`.

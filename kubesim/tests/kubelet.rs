@@ -137,7 +137,7 @@ fn b64(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_runs_sees_its_secret_and_answers_through_its_service() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "shop");
     create(&cluster, "secrets", Some("shop"), json!({"metadata": {"name": "keys"}, "stringData": {"password": "one"}}));
     create(&cluster, "pods", Some("shop"), web_pod("web"));
@@ -178,7 +178,7 @@ async fn a_pod_runs_sees_its_secret_and_answers_through_its_service() {
     let token = http_get(&addr, &format!("{sa}/token")).await.unwrap();
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
     let env = http_get(&addr, "/env").await.unwrap();
-    let api_port = sim.running.address.port();
+    let api_port = sim.kubesim().address.port();
     for line in [
         "DB_PASSWORD=one".to_owned(),
         format!("ADDR={ip}:8080"),
@@ -201,7 +201,7 @@ async fn a_pod_runs_sees_its_secret_and_answers_through_its_service() {
     })
     .await;
     let pod_dir =
-        kubesim::kubelet::pod_dir(&sim.running.state_dir, "shop", "web", pod["metadata"]["uid"].as_str().unwrap());
+        kubesim::kubelet::pod_dir(&sim.kubesim().state_dir, "shop", "web", pod["metadata"]["uid"].as_str().unwrap());
     let data = std::fs::read_link(pod_dir.join("volumes/keys/..data")).unwrap();
     assert!(data.to_string_lossy().starts_with("..20"), "{}", data.display());
 
@@ -219,7 +219,7 @@ async fn a_pod_runs_sees_its_secret_and_answers_through_its_service() {
 
     // Its output went to the container's log file.
     let log = kubesim::kubelet::log_path(
-        &sim.running.state_dir,
+        &sim.kubesim().state_dir,
         "shop",
         "web",
         pod["metadata"]["uid"].as_str().unwrap(),
@@ -258,7 +258,7 @@ async fn a_pod_runs_sees_its_secret_and_answers_through_its_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmapped_images_and_missing_secrets_wait_with_the_real_reasons() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "lab");
     create(
         &cluster,
@@ -302,7 +302,7 @@ async fn unmapped_images_and_missing_secrets_wait_with_the_real_reasons() {
     })
     .await;
     let uid = running["metadata"]["uid"].as_str().unwrap();
-    let log = kubesim::kubelet::log_path(&sim.running.state_dir, "lab", "needs-secret", uid, "main");
+    let log = kubesim::kubelet::log_path(&sim.kubesim().state_dir, "lab", "needs-secret", uid, "main");
     until(5, "the secret value in the log", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         async move { text.contains("t0k3n").then_some(()) }
@@ -313,7 +313,7 @@ async fn unmapped_images_and_missing_secrets_wait_with_the_real_reasons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_restart_with_back_off_and_policies_end_pods() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "jobs");
     let pod = |name: &str, policy: &str, script: &str| {
         json!({
@@ -363,7 +363,7 @@ async fn crashes_restart_with_back_off_and_policies_end_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_exec_inside_the_container_and_liveness_failures_restart_it() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "live");
     create(&cluster, "secrets", Some("live"), json!({"metadata": {"name": "keys"}, "stringData": {"password": "x"}}));
     // The exec probe sees the container's mounts: the file exists only in its mount namespace.
@@ -401,7 +401,7 @@ fn resource_type(cluster: &Cluster, group: &str, resource: &str) -> kubesim::res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_becomes_ready_and_rolls_to_a_new_template() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "app");
     create(&cluster, "secrets", Some("app"), json!({"metadata": {"name": "keys"}, "stringData": {"password": "v1"}}));
     let mut template = web_pod("ignored");
@@ -468,7 +468,7 @@ async fn a_deployment_becomes_ready_and_rolls_to_a_new_template() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_served_cut_and_followed() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "logs");
     create(
         &cluster,
@@ -488,7 +488,7 @@ async fn logs_are_served_cut_and_followed() {
     .await;
     let query = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let read = |pod: Value, q: std::collections::HashMap<String, String>| {
-        let (cluster, dir) = (cluster.clone(), sim.running.state_dir.clone());
+        let (cluster, dir) = (cluster.clone(), sim.kubesim().state_dir.clone());
         async move {
             let body = kubesim::kubelet::logs::body(cluster, &dir, &pod, &q).unwrap();
             String::from_utf8(axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec()).unwrap()
@@ -555,7 +555,7 @@ async fn shutdown_stops_every_process_with_sigterm_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_cluster_credentials_reach_the_api_server() {
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "incluster");
     // What an in-cluster client (kube-rs, client-go) does: the service-account directory and
     // the KUBERNETES_SERVICE_* variables, over TLS checked against ca.crt.
@@ -575,7 +575,7 @@ sleep 30"#;
         }),
     );
     let log = kubesim::kubelet::log_path(
-        &sim.running.state_dir,
+        &sim.kubesim().state_dir,
         "incluster",
         "client",
         pod["metadata"]["uid"].as_str().unwrap(),
@@ -597,7 +597,7 @@ async fn kube_clients_read_logs_and_finalizers_hold_a_stopped_pod() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, LogParams};
     let sim = sim().await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "cli");
     create(
         &cluster,
@@ -650,7 +650,7 @@ async fn an_image_binary_under_a_mounted_over_directory_still_starts() {
     let bin = dir.join("sh");
     std::fs::copy("/bin/sh", &bin).unwrap();
     let sim = Sim::start_with(vec![("hidden".into(), bin)]).await;
-    let cluster = sim.running.cluster.clone();
+    let cluster = sim.kubesim().cluster.clone();
     namespace(&cluster, "tmp");
     let secret = json!({"metadata": {"name": "keys"}, "stringData": {"k1.pem": "key"}});
     create(&cluster, "secrets", Some("tmp"), secret);

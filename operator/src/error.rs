@@ -71,10 +71,15 @@ pub enum Error {
     InsufficientPrivilege(String),
 
     #[error("migrations failed: {0}")]
-    Migration(#[source] sqlx::migrate::MigrateError),
+    Migration(#[source] pinak_migrations::Error),
 
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+
+    #[error(
+        "api.mode is Serverless, but Knative Serving is not installed (API discovery lists no serving.knative.dev/v1 services); the store keeps its current workload"
+    )]
+    KnativeNotInstalled,
 
     #[error("{kind} {name} exists and is not controlled by this MemoryStore; refusing to adopt it")]
     ChildNotOwned { kind: String, name: String },
@@ -111,6 +116,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self.root() {
             Self::InvalidSpec(_) => "InvalidSpec",
+            Self::KnativeNotInstalled => "KnativeNotInstalled",
             Self::Unsupported(_) => "Unsupported",
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::SecretKeyMissing { .. } => "SecretKeyMissing",

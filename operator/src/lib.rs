@@ -1,10 +1,11 @@
 //! Pinak operator: reconciles `MemoryStore` resources (see `crds/`) into a provisioned
 //! Postgres schema, an operator-owned Secret, and a pinak-api Deployment, Service, PDB and
-//! (optionally) HPA.
+//! (optionally) HPA, or in mode `Serverless` a Knative Service.
 //!
 //! - [`names`]: every name derived from a store;
 //! - [`desired`]: pure builders of the child objects;
 //! - [`cnpg`]: admin credentials from a CloudNativePG Cluster;
+//! - [`knative`]: whether Knative Serving is installed, and its Services' status;
 //! - [`database`]: provisioning and reclaim in Postgres (the SQL plan is pure);
 //! - [`status`]: the status as a pure function of what a reconcile achieved;
 //! - [`reconcile`]: the controller that ties them together;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod database;
 pub mod desired;
 pub mod error;
+pub mod knative;
 pub mod leader;
 pub mod metrics;
 pub mod names;

@@ -19,7 +19,7 @@ pub struct StoreNames {
     pub uid: String,
     /// The store's schema: `spec.database.schema` or `ms_<namespace>_<name>`.
     pub schema: String,
-    /// graphile_worker's queue schema; must equal `pinak_api::jobs::worker_schema(schema)`.
+    /// graphile_worker's queue schema; must equal `pinak_api::runtime::jobs::worker_schema(schema)`.
     pub worker_schema: String,
     /// NOLOGIN role that owns the schemas and every object in them.
     pub owner_role: String,
@@ -98,8 +98,9 @@ impl StoreNames {
 
 /// `base` + `suffix` as one Postgres identifier of at most 63 bytes. Postgres would silently
 /// truncate a longer one, and two stores could then share a role; a long base is shortened
-/// and an 8-hex-digit hash of it keeps names apart. Same rule as `pinak_api::jobs::worker_schema`
-/// (for `_worker` the two must agree, or the pods would look for their queue elsewhere).
+/// and an 8-hex-digit hash of it keeps names apart. Same rule as
+/// `pinak_api::runtime::jobs::worker_schema` (for `_worker` the two must agree, or the pods
+/// would look for their queue elsewhere).
 pub fn suffixed_identifier(base: &str, suffix: &str) -> String {
     if base.len() + suffix.len() <= MAX_PG_IDENTIFIER_LEN {
         return format!("{base}{suffix}");
@@ -167,7 +168,7 @@ mod tests {
 
     #[test]
     fn worker_schema_matches_the_api_rule() {
-        // pinak_api::jobs::worker_schema, evaluated by hand for a short and a long schema.
+        // pinak_api::runtime::jobs::worker_schema, evaluated by hand for a short and a long schema.
         assert_eq!(suffixed_identifier("ms_default_dev", "_worker"), "ms_default_dev_worker");
         let long = "a".repeat(60);
         let hash = hex::encode(&Sha256::digest(long.as_bytes())[..4]);

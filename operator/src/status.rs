@@ -4,10 +4,12 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::DynamicObject;
 use pinak_crds::{MemoryStoreStatus, VaultStatus, condition};
 
 use crate::database::DbReport;
 use crate::error::Error;
+use crate::knative;
 use crate::names::StoreNames;
 
 /// How far a reconcile got. Phases run in this order; the first one not done is where an
@@ -29,6 +31,8 @@ pub struct Progress {
     pub retry_after: Option<std::time::Duration>,
     /// The live Deployment (after apply, or as read).
     pub deployment: Option<Deployment>,
+    /// The live Knative Service of a `Serverless` store; its pods' state comes from it.
+    pub knative: Option<DynamicObject>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,8 +132,17 @@ pub fn desired_status(previous: Option<&MemoryStoreStatus>, obs: &Observation<'_
         // A failed Vault read is a secrets problem, though it happens before the database.
         _ => failed(Phase::Secrets).or_else(|| failed(Phase::Vault)),
     };
-    let api = p.deployment.as_ref().map(api_available).or_else(|| failed(Phase::Workload));
-    let rolling = p.deployment.as_ref().is_some_and(rolling_out);
+    let api = match (&p.knative, &p.deployment) {
+        // Switching to Serverless: the old pods serve until the first revision is ready.
+        (Some(k), Some(d)) if !knative::revision_ready(k) => Some(api_available(d)),
+        (Some(k), _) => Some(knative_available(k)),
+        (None, Some(d)) => Some(api_available(d)),
+        (None, None) => failed(Phase::Workload),
+    };
+    let rolling = match &p.knative {
+        Some(k) => knative_rolling_out(k),
+        None => p.deployment.as_ref().is_some_and(rolling_out),
+    };
     let progressing = match obs.error {
         _ if obs.paused => None,
         Some(e) => Some(State::new(FALSE, e.reason(), "blocked until the Degraded condition clears")),
@@ -163,11 +176,13 @@ pub fn desired_status(previous: Option<&MemoryStoreStatus>, obs: &Observation<'_
         conditions,
         schema: p.names.as_ref().map(|n| n.schema.clone()).or(prev.schema),
         endpoint: p.names.as_ref().map(StoreNames::endpoint).or(prev.endpoint),
-        replicas: p
-            .deployment
-            .as_ref()
-            .map(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0))
-            .or(prev.replicas),
+        // Knative counts a Serverless store's pods per revision, not on the Service: none is
+        // reported rather than a stale Deployment count.
+        replicas: match (&p.knative, &p.deployment) {
+            (Some(_), _) => None,
+            (None, Some(d)) => Some(d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)),
+            (None, None) => prev.replicas,
+        },
         selector: Some(obs.selector.clone()),
         migration_version: p.database.as_ref().map_or(prev.migration_version, |d| d.migration_version),
         pgvector_version: p.database.as_ref().map(|d| d.pgvector_version.clone()).or(prev.pgvector_version),
@@ -237,6 +252,35 @@ fn api_available(d: &Deployment) -> State {
     } else {
         State::new(FALSE, "MinimumReplicasUnavailable", message)
     }
+}
+
+/// The Deployment's pods serve (or none are asked for): a Knative Service of the store's
+/// earlier mode may go.
+pub fn deployment_serves(d: &Deployment) -> bool {
+    let state = api_available(d);
+    state.status == TRUE || state.reason == "ScaledToZero"
+}
+
+/// A Serverless store's pods, from its Knative Service's `Ready` condition.
+fn knative_available(ksvc: &DynamicObject) -> State {
+    let url = ksvc.data.pointer("/status/url").and_then(serde_json::Value::as_str).unwrap_or_default();
+    match knative::condition(ksvc, "Ready") {
+        Some((s, _, _)) if s == TRUE && knative::observed(ksvc) => {
+            State::new(TRUE, "KnativeServiceReady", format!("Knative Service ready at {url}, scaled by requests"))
+        }
+        Some((_, reason, message)) if !reason.is_empty() => {
+            State::new(FALSE, &format!("Knative{reason}"), format!("Knative Service not ready: {message}"))
+        }
+        _ => State::new(FALSE, "KnativeServicePending", "waiting for Knative Serving to report the Service ready"),
+    }
+}
+
+/// A new revision is being created or has not become ready yet.
+fn knative_rolling_out(ksvc: &DynamicObject) -> bool {
+    let text = |ptr: &str| ksvc.data.pointer(ptr).and_then(serde_json::Value::as_str).map(str::to_owned);
+    !knative::observed(ksvc)
+        || text("/status/latestCreatedRevisionName").is_none()
+        || text("/status/latestCreatedRevisionName") != text("/status/latestReadyRevisionName")
 }
 
 /// A rollout is under way: the Deployment controller has not caught up with the spec, or pods
@@ -331,6 +375,7 @@ mod tests {
             changed: false,
             retry_after: None,
             deployment: Some(deployment),
+            knative: None,
         }
     }
 
@@ -421,6 +466,57 @@ mod tests {
         assert_eq!(cond(&s, "Ready").reason, "InvalidSpec");
         assert_eq!(cond(&s, "DatabaseReady").status, "Unknown");
         assert_eq!(s.schema, None);
+    }
+
+    #[test]
+    fn a_serverless_store_reports_its_knative_service() {
+        let ksvc = |status: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                "metadata": {"name": "notes", "generation": 1}, "status": status
+            }))
+            .unwrap()
+        };
+        let serving = ksvc(serde_json::json!({
+            "observedGeneration": 1, "url": "http://notes.team-a.example.com",
+            "latestCreatedRevisionName": "notes-00001", "latestReadyRevisionName": "notes-00001",
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "ConfigurationsReady", "status": "True"}]
+        }));
+        // The Deployment of the store's earlier mode does not count once the Service is there.
+        let p = Progress { knative: Some(serving), ..done(deployment(0, 0)) };
+        let s = status(None, &p, None, 1, 100);
+        assert_eq!(cond(&s, "ApiAvailable").reason, "KnativeServiceReady");
+        assert!(cond(&s, "ApiAvailable").message.contains("http://notes.team-a.example.com"));
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "Progressing").status, "False");
+        assert_eq!(s.replicas, None, "no stale Deployment count");
+
+        let new_revision = ksvc(serde_json::json!({
+            "observedGeneration": 1,
+            "latestCreatedRevisionName": "notes-00002", "latestReadyRevisionName": "notes-00001",
+            "conditions": [{"type": "Ready", "status": "Unknown", "reason": "RevisionMissing", "message": "creating"}]
+        }));
+        let p = Progress { knative: Some(new_revision), deployment: None, ..done(deployment(0, 0)) };
+        let s = status(None, &p, None, 1, 100);
+        assert_eq!(cond(&s, "ApiAvailable").reason, "KnativeRevisionMissing");
+        assert_eq!(cond(&s, "Progressing").status, "True");
+        let p = Progress { knative: Some(ksvc(serde_json::json!({}))), deployment: None, ..done(deployment(0, 0)) };
+        assert_eq!(cond(&status(None, &p, None, 1, 100), "ApiAvailable").reason, "KnativeServicePending");
+        // Switching from mode Deployment: its pods serve until the first revision is ready.
+        let switching = Progress { knative: Some(ksvc(serde_json::json!({}))), ..done(deployment(2, 2)) };
+        let s = status(None, &switching, None, 1, 100);
+        assert_eq!(cond(&s, "ApiAvailable").reason, "MinimumReplicasAvailable");
+        assert_eq!(cond(&s, "Progressing").status, "True");
+    }
+
+    #[test]
+    fn serverless_without_knative_keeps_reporting_the_old_pods() {
+        let p = Progress { workload_ready: false, ..done(deployment(2, 2)) };
+        let s = status(None, &p, Some(&Error::KnativeNotInstalled), 2, 100);
+        assert_eq!(cond(&s, "Degraded").reason, "KnativeNotInstalled");
+        assert!(cond(&s, "Degraded").message.contains("keeps its current workload"));
+        assert_eq!(cond(&s, "ApiAvailable").status, "True", "the Deployment still serves");
+        assert_eq!(cond(&s, "Ready").reason, "KnativeNotInstalled");
     }
 
     #[test]

@@ -8,12 +8,14 @@ pub mod keypair;
 pub mod load;
 pub mod operator;
 pub mod proxy;
+pub mod service;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use jsonwebtoken::{EncodingKey, Header, encode};
-use pinak_api::config::Config;
+use pinak_api::runtime::config::Config;
+use pinak_api::runtime::lifecycle;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
@@ -39,7 +41,7 @@ pub struct TestApi {
     pub base: String,
     pub schema: String,
     pub client: reqwest::Client,
-    pub state: pinak_api::state::AppState,
+    pub state: pinak_api::runtime::state::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -59,11 +61,11 @@ impl ApiBuilder {
         let cfg = Config::from_lookup(|k| self.vars.get(k).cloned()).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
-        let state = pinak_api::prepare(cfg).await.expect("pinak-api starts against the test database");
+        let state = lifecycle::prepare(cfg).await.expect("pinak-api starts against the test database");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
         let task = tokio::spawn(async move {
-            pinak_api::serve(serve_state, listener, async move {
+            lifecycle::serve(serve_state, listener, async move {
                 let _ = rx.await;
             })
             .await

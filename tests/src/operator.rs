@@ -1,17 +1,42 @@
-//! Harness of the operator's end-to-end scenarios (`operator_e2e.rs`, `operator_failures.rs`):
-//! kubesim with the pinak image mapped to the real `pinak-api` binary and the CRD installed,
-//! the real `pinak-operator` binary as a local process (KUBECONFIG), the shared Postgres.
+//! Harness of the operator's end-to-end scenarios (`operator_*.rs`): kubesim with the pinak
+//! image mapped to the real `pinak-api` binary and the CRD installed, the real `pinak-operator`
+//! binary as a local process (KUBECONFIG), the shared Postgres. With `PINAK_E2E_KUBECONFIG`
+//! set, the same on that cluster: its nodes run `PINAK_E2E_API_IMAGE` (built from the
+//! Dockerfile) and the stores use `PINAK_E2E_DATABASE_URL`, which the test host and the pods
+//! both reach; the operator still runs on the test host, so that tests can kill and restart it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use kubesim::testing::{Sim, repo_root};
+use kubesim::testing::{Sim, external_kubeconfig, repo_root, required_for_external_cluster};
 use serde_json::{Value, json};
 
-/// The image name the scenarios map to the `pinak-api` binary.
+/// The image name the scenarios map to the `pinak-api` binary on kubesim.
 pub const API_IMAGE: &str = "pinak:e2e";
+
+/// The image of the stores' pods: [`API_IMAGE`] on kubesim, `PINAK_E2E_API_IMAGE` on a real
+/// cluster.
+pub fn api_image() -> String {
+    match external_kubeconfig() {
+        Some(_) => required_for_external_cluster("PINAK_E2E_API_IMAGE", "the image built from the Dockerfile"),
+        None => API_IMAGE.to_owned(),
+    }
+}
+
+/// The admin URL of the Postgres the stores use: the shared test cluster on kubesim,
+/// `PINAK_E2E_DATABASE_URL` on a real cluster (its pods cannot reach the test host's loopback).
+pub fn admin_url() -> String {
+    match external_kubeconfig() {
+        Some(_) => required_for_external_cluster(
+            "PINAK_E2E_DATABASE_URL",
+            "a Postgres admin URL that the test host and the cluster's pods both reach",
+        ),
+        None => std::env::var("PINAK_TEST_DATABASE_URL")
+            .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test"),
+    }
+}
 
 /// A binary of this workspace, built beside the test executable.
 pub fn workspace_bin(name: &str) -> PathBuf {
@@ -83,7 +108,7 @@ pub fn start_operator_with(sim: &Sim, log_name: &str, env: &[(&str, &str)]) -> O
     cmd.arg("run")
         .env("KUBECONFIG", sim.kubeconfig())
         .env("PINAK_OPERATOR_LISTEN", "127.0.0.1:0")
-        .env("PINAK_OPERATOR_API_IMAGE", API_IMAGE)
+        .env("PINAK_OPERATOR_API_IMAGE", api_image())
         .env("RUST_LOG", "info,vaultrs=off,rustify=off");
     for (k, v) in env {
         cmd.env(k, v);
@@ -108,12 +133,40 @@ pub fn operator_logs(sim: &Sim) -> String {
     out
 }
 
+/// On a real cluster, the test's stores are deleted before their namespaces, by an operator
+/// started for that: their finalizers (dropping the schemas of `reclaimPolicy: Delete`) need
+/// one, the test's own operators are gone by then, and they need their admin Secret, which
+/// deleting the namespace would delete alongside them. A store that cannot drop its data (its
+/// database or Vault unreachable) is let go as the operator documents it: `reclaimPolicy:
+/// Retain`.
+pub fn operator_during_cleanup(sim: &Sim) {
+    sim.set_cleanup_helper(|sim, namespaces| {
+        let operator = start_operator_with(sim, "operator-cleanup.log", &[]);
+        for ns in namespaces {
+            let delete = ["-n", ns, "delete", "memorystores", "--all", "--timeout=15s"];
+            if sim.kubectl(&delete, None).status.success() {
+                continue;
+            }
+            let left = sim.kubectl(&["-n", ns, "get", "memorystores", "-o", "name"], None);
+            for store in String::from_utf8_lossy(&left.stdout).lines() {
+                eprintln!("{ns}/{store} cannot drop its data; letting it go with reclaimPolicy Retain");
+                let retain = r#"{"spec":{"database":{"reclaimPolicy":"Retain"}}}"#;
+                sim.kubectl(&["-n", ns, "patch", store, "--type=merge", "-p", retain], None);
+            }
+            if !sim.kubectl(&delete, None).status.success() {
+                eprintln!("the stores of {ns} are still there; their namespace may stay Terminating");
+            }
+        }
+        Box::new(operator)
+    });
+}
+
 /// kubesim with the pinak image mapped and the CRD established (no operator yet); returns
 /// the admin URL of the shared Postgres too.
 pub async fn cluster() -> (Sim, String) {
-    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
-        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
-    let sim = Sim::start_with(vec![(API_IMAGE.into(), workspace_bin("pinak-api"))]).await;
+    let admin_url = admin_url();
+    let sim = Sim::scenario_with(vec![(API_IMAGE.into(), workspace_bin("pinak-api"))]).await;
+    operator_during_cleanup(&sim);
     let crd = repo_root().join("crds/memorystore.yaml");
     sim.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
     sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
@@ -165,10 +218,16 @@ spec:
     )
 }
 
+/// A new namespace `<prefix>-<random>` (deleted at the end on a real cluster); returns its name.
+pub fn new_namespace(sim: &Sim, prefix: &str) -> String {
+    let ns = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    sim.create_namespace(&ns);
+    ns
+}
+
 /// A namespace with the admin Secret `pg-admin`; returns its name.
 pub fn tenant_namespace(sim: &Sim, admin_url: &str) -> String {
-    let ns = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sim.kubectl_ok(&["create", "namespace", &ns], None);
+    let ns = new_namespace(sim, "e2e");
     sim.kubectl_ok(
         &["-n", &ns, "create", "secret", "generic", "pg-admin", &format!("--from-literal=url={admin_url}")],
         None,
@@ -236,18 +295,21 @@ pub fn store_jwt_secret(sim: &Sim, ns: &str) -> Vec<u8> {
     store_secret(sim, ns, "jwt-secret")
 }
 
-/// Base URL of the memory API through the store's Service.
+/// Base URL of the memory API through the store's Service (see [`crate::service`]).
 pub fn service_base(sim: &Sim, ns: &str) -> String {
-    let svc = sim.kubectl_json(&["-n", ns, "get", "service", "notes"]);
-    format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap())
+    format!("{}/api/v1/memory", crate::service::service_url(sim, ns, "notes", 80))
 }
 
-/// Requests not made by kubectl (the operators'), from entry `from` of the request log on.
+/// Requests made neither by kubectl nor by the test itself (so, the operators'), from entry
+/// `from` of the request log on.
 pub fn operator_requests(sim: &Sim, from: usize) -> Vec<Value> {
     sim.requests()
         .into_iter()
         .skip(from)
-        .filter(|r| !r["userAgent"].as_str().unwrap_or_default().starts_with("kubectl"))
+        .filter(|r| {
+            let agent = r["userAgent"].as_str().unwrap_or_default();
+            !agent.starts_with("kubectl") && !agent.starts_with(crate::service::USER_AGENT)
+        })
         .collect()
 }
 

@@ -10,6 +10,10 @@
 //!   examples becomes Ready and serves its tenant through its Service, no request of the operator
 //!   is refused or beyond its ClusterRole, and `helm upgrade` and `helm uninstall` leave nothing
 //!   behind but the CRD and the retained store.
+//!
+//! With `PINAK_E2E_KUBECONFIG` set, the tests that need a cluster run on that one (the chart's
+//! image is then `PINAK_E2E_API_IMAGE`, each install gets its own release name and namespace,
+//! and what the operator requested, which only kubesim's request log shows, is not checked).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -19,7 +23,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use kubesim::testing::{Sim, eventually, repo_root, tool};
-use pinak_tests::operator::workspace_bin;
+use pinak_tests::operator::{admin_url, api_image, operator_during_cleanup, workspace_bin};
+use pinak_tests::service::service_url;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -35,10 +40,11 @@ const NAMESPACE: &str = "pinak-system";
 const OPERATOR_RBAC: &[(&str, &str, &[&str])] = &[
     ("pinak.dev", "memorystores", &["list", "watch", "patch"]),
     ("pinak.dev", "memorystores/status", &["patch"]),
-    ("apps", "deployments", &["get", "list", "watch", "create", "patch"]),
-    ("", "services", &["get", "list", "watch", "create", "patch"]),
+    ("apps", "deployments", &["get", "list", "watch", "create", "patch", "delete"]),
+    ("", "services", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "secrets", &["get", "list", "watch", "create", "patch"]),
-    ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch"]),
+    ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch", "delete"]),
+    ("serving.knative.dev", "services", &["get", "list", "watch", "create", "patch", "delete"]),
     ("autoscaling", "horizontalpodautoscalers", &["get", "list", "watch", "create", "patch", "delete"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("postgresql.cnpg.io", "clusters", &["get"]),
@@ -788,13 +794,20 @@ fn docs_of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
+/// Namespace `name`, created (and so deleted at the end on a real cluster) unless it exists.
+fn namespace_for_examples(sim: &Sim, name: &str) {
+    if !sim.kubectl(&["get", "namespace", name], None).status.success() {
+        sim.create_namespace(name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_are_valid() {
-    let sim = Sim::start().await;
+    let sim = Sim::scenario().await;
     let crd = repo_root().join("charts/pinak/crds/memorystore.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()], None);
     sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/memorystores.pinak.dev", "--timeout=20s"], None);
-    sim.kubectl_ok(&["create", "namespace", "team-a"], None);
+    namespace_for_examples(&sim, "team-a");
     let dir = Scratch::new();
     let mut secrets = Vec::new();
     for file in ["postgres-url.yaml", "cloudnative-pg.yaml", "vault.yaml"] {
@@ -884,9 +897,47 @@ impl Drop for RetainedStore {
     }
 }
 
-/// The operator's ServiceAccount, as the request log names it.
-fn operator_user() -> String {
-    format!("system:serviceaccount:{NAMESPACE}:{RELEASE}")
+/// A release of the chart in a cluster: `pinak` in `pinak-system` on kubesim; on a real
+/// cluster, which may have its own, a name and namespace of the test's.
+struct Release {
+    name: String,
+    namespace: String,
+}
+
+impl Release {
+    fn of(sim: &Sim) -> Release {
+        if sim.external() {
+            let name = format!("pinak-e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            Release { namespace: name.clone(), name }
+        } else {
+            Release { name: RELEASE.to_owned(), namespace: NAMESPACE.to_owned() }
+        }
+    }
+
+    /// The operator's ServiceAccount, as the request log names it.
+    fn operator_user(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}
+
+/// `--set` arguments for the chart's `image` from `PINAK_E2E_API_IMAGE` on a real cluster
+/// (`repository[:tag][@digest]`); none on kubesim, which maps the chart's own `pinak`.
+fn image_values(sim: &Sim) -> Vec<String> {
+    if !sim.external() {
+        return Vec::new();
+    }
+    let image = api_image();
+    let (rest, digest) = image.split_once('@').map_or((image.as_str(), None), |(r, d)| (r, Some(d)));
+    let (repository, tag) = match rest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (rest, "latest"),
+    };
+    let mut args = vec!["--set".to_owned(), format!("image.repository={repository}")];
+    args.extend(["--set".to_owned(), format!("image.tag={tag}")]);
+    if let Some(d) = digest {
+        args.extend(["--set".to_owned(), format!("image.digest={d}")]);
+    }
+    args
 }
 
 /// (group, resource[/subresource], verb) of each request of the operator. The API server also
@@ -911,9 +962,13 @@ fn used_by_operator(requests: &[Value]) -> BTreeSet<(String, String, String)> {
 }
 
 /// The operator's requests that RBAC refused. A refusal usually shows first as a store that
-/// never gets somewhere, so waits check for them to fail with the cause.
-fn assert_no_refusals(sim: &Sim) {
-    let user = operator_user();
+/// never gets somewhere, so waits check for them to fail with the cause. (kubesim only: a real
+/// cluster has no request log; a refusal shows there as the store stuck.)
+fn assert_no_refusals(sim: &Sim, release: &Release) {
+    if sim.external() {
+        return;
+    }
+    let user = release.operator_user();
     let refused: Vec<Value> = sim
         .requests()
         .into_iter()
@@ -924,20 +979,29 @@ fn assert_no_refusals(sim: &Sim) {
 
 /// No request of the operator was refused, and each is within its ClusterRole. With
 /// `all_paths` (the scenario took every path of the reconciler), every grant was also used.
-fn check_operator_requests(sim: &Sim, all_paths: bool) {
-    let user = operator_user();
+fn check_operator_requests(sim: &Sim, release: &Release, all_paths: bool) {
+    if !sim.kubesim_only("the operator's requests against its ClusterRole (kubesim's request log)") {
+        return;
+    }
+    let user = release.operator_user();
     let requests: Vec<Value> = sim.requests().into_iter().filter(|r| r["user"] == user.as_str()).collect();
     assert!(!requests.is_empty(), "no request was made as {user}: did the operator use its ServiceAccount?");
-    assert_no_refusals(sim);
-    let mut granted = rbac_triples(&sim.kubectl_json(&["get", "clusterrole", RELEASE]));
+    assert_no_refusals(sim, release);
+    let mut granted = rbac_triples(&sim.kubectl_json(&["get", "clusterrole", &release.name]));
     granted.extend(rbac_triples(&sim.kubectl_json(&[
         "-n",
-        NAMESPACE,
+        &release.namespace,
         "get",
         "role",
-        &format!("{RELEASE}-leader-election"),
+        &format!("{}-leader-election", release.name),
     ])));
-    let used = used_by_operator(&requests);
+    let mut used = used_by_operator(&requests);
+    // API discovery (the operator asks whether Knative Serving is installed) is granted to every
+    // authenticated user by the built-in ClusterRole system:discovery, not by the chart.
+    used.retain(|(_, resource, verb)| {
+        let path = resource.strip_prefix("nonResourceURL ");
+        !(verb == "get" && path.is_some_and(|p| p == "/api" || p == "/apis" || p.starts_with("/apis/")))
+    });
     let beyond: Vec<_> = used.difference(&granted).collect();
     assert!(beyond.is_empty(), "the operator made calls its ClusterRole does not grant: {beyond:?}");
     if all_paths {
@@ -949,6 +1013,42 @@ fn check_operator_requests(sim: &Sim, all_paths: bool) {
     }
 }
 
+/// Mode Serverless, then back to Deployment, with Knative played by the test: the Knative
+/// Service is created; once its revision is reported ready, the Deployment, Service and PDB
+/// are deleted; back in mode Deployment, the Knative Service is deleted and the store's own
+/// objects return (tests/tests/operator_knative.rs runs the pods of both modes).
+async fn serverless_and_back(sim: &Sim, release: &Release, ns: &str) {
+    let mode = |mode: &str| {
+        let patch = format!(r#"{{"spec":{{"api":{{"mode":"{mode}"}}}}}}"#);
+        sim.kubectl_ok(&["-n", ns, "patch", "memorystore", "notes", "--type=merge", "-p", &patch], None);
+    };
+    let exists = |kind: &str| sim.kubectl(&["-n", ns, "get", kind, "notes"], None).status.success();
+    const KSVC: &str = "services.serving.knative.dev";
+    mode("Serverless");
+    eventually(60, "the Knative Service", || {
+        assert_no_refusals(sim, release);
+        exists(KSVC).then_some(())
+    })
+    .await;
+    let ksvc = sim.kubectl_json(&["-n", ns, "get", KSVC, "notes"]);
+    let ready = json!({"status": {"observedGeneration": ksvc["metadata"]["generation"],
+                                  "conditions": [{"type": "ConfigurationsReady", "status": "True"}]}});
+    let patch = ["-n", ns, "patch", KSVC, "notes", "--subresource=status", "--type=merge", "-p"];
+    sim.kubectl_ok(&[&patch[..], &[ready.to_string().as_str()]].concat(), None);
+    eventually(60, "the Deployment, Service and PDB of mode Deployment deleted", || {
+        assert_no_refusals(sim, release);
+        ["deployment", "service", "poddisruptionbudget"].iter().all(|k| !exists(k)).then_some(())
+    })
+    .await;
+    mode("Deployment");
+    eventually(120, "the Knative Service deleted and the store's Service back", || {
+        assert_no_refusals(sim, release);
+        (!exists(KSVC) && exists("service")).then_some(())
+    })
+    .await;
+    wait_for(sim, release, ns, &["--for=condition=Ready", "memorystore/notes", "--timeout=120s"]);
+}
+
 /// Applies `docs` (JSON) with kubectl.
 fn apply(sim: &Sim, docs: &[Value]) {
     for d in docs {
@@ -957,14 +1057,14 @@ fn apply(sim: &Sim, docs: &[Value]) {
 }
 
 /// Waits for `what` with kubectl wait; on failure, shows the store and the operator's log.
-fn wait_for(sim: &Sim, ns: &str, what: &[&str]) {
+fn wait_for(sim: &Sim, release: &Release, ns: &str, what: &[&str]) {
     let mut args = vec!["-n", ns, "wait"];
     args.extend(what);
     let out = sim.kubectl(&args, None);
     if !out.status.success() {
-        assert_no_refusals(sim);
+        assert_no_refusals(sim, release);
         let store = sim.kubectl(&["-n", ns, "get", "memorystores", "-o", "yaml"], None);
-        let log = sim.kubectl(&["-n", NAMESPACE, "logs", &format!("deployment/{RELEASE}")], None);
+        let log = sim.kubectl(&["-n", &release.namespace, "logs", &format!("deployment/{}", release.name)], None);
         panic!(
             "kubectl wait {what:?}: {}\nstores:\n{}\noperator log:\n{}",
             String::from_utf8_lossy(&out.stderr),
@@ -999,29 +1099,43 @@ fn first_store(ns: &str, admin_url: &str) -> Vec<Value> {
 }
 
 async fn install_upgrade_uninstall(helm: &str) {
-    let admin_url = std::env::var("PINAK_TEST_DATABASE_URL")
-        .expect("PINAK_TEST_DATABASE_URL is not set: run the suite with scripts/test");
+    let admin_url = admin_url();
     // The chart's image (`pinak:<appVersion>`, for the operator and the API pods alike) is the
     // local build; the operator's `command` picks pinak-operator beside pinak-api.
-    let sim = Sim::start_with(vec![("pinak".into(), workspace_bin("pinak-api"))]).await;
+    let sim = Sim::scenario_with(vec![("pinak".into(), workspace_bin("pinak-api"))]).await;
+    operator_during_cleanup(&sim);
+    let release = Release::of(&sim);
+    let (name, namespace) = (release.name.as_str(), release.namespace.as_str());
+    sim.adopt_namespace(namespace);
+    let instance = format!("app.kubernetes.io/instance={name}");
+    sim.on_cleanup(&["delete", "clusterroles,clusterrolebindings", "-l", &instance, "--ignore-not-found"], None);
+    // A stand-in for Knative Serving's Service CRD, there before the operator starts so that it
+    // watches Knative Services: the serverless switch below uses every grant on them.
+    let knative = sim.kubesim_only("the serverless switch (the test plays Knative)");
+    if knative {
+        sim.kubectl_ok(&["apply", "-f", "-"], Some(include_str!("../fixtures/knative-serving-crd.yaml")));
+        let established = ["wait", "--for=condition=Established", "crd/services.serving.knative.dev", "--timeout=20s"];
+        sim.kubectl_ok(&established, None);
+    }
     let chart = chart();
-    let notes = helm_ok(
-        &sim,
-        helm,
-        &["install", RELEASE, &chart, "--namespace", NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s"],
-    );
+    let image = image_values(&sim);
+    let mut install = vec!["install", name, &chart, "--namespace", namespace, "--create-namespace"];
+    install.extend(["--wait", "--timeout", "180s"]);
+    install.extend(image.iter().map(String::as_str));
+    let notes = helm_ok(&sim, helm, &install);
     assert!(notes.contains("pinak mint --tenant team-a"), "NOTES:\n{notes}");
     // The store NOTES.txt shows is valid as written.
     let manifest = notes.split("<<'EOF'\n").nth(1).and_then(|rest| rest.split("\nEOF\n").next());
-    sim.kubectl_ok(&["create", "namespace", "team-a"], None);
+    namespace_for_examples(&sim, "team-a");
     sim.kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(manifest.expect("NOTES.txt has a heredoc")));
-    wait_for(&sim, NAMESPACE, &["--for=condition=Available", &format!("deployment/{RELEASE}"), "--timeout=60s"]);
+    let available = format!("deployment/{name}");
+    wait_for(&sim, &release, namespace, &["--for=condition=Available", &available, "--timeout=60s"]);
 
     // The first store, as NOTES.txt and the example say.
     let ns = format!("chart-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sim.kubectl_ok(&["create", "namespace", &ns], None);
+    sim.create_namespace(&ns);
     apply(&sim, &first_store(&ns, &admin_url));
-    wait_for(&sim, &ns, &["--for=condition=Ready", "memorystore/notes", "--timeout=240s"]);
+    wait_for(&sim, &release, &ns, &["--for=condition=Ready", "memorystore/notes", "--timeout=240s"]);
     let store = sim.kubectl_json(&["-n", &ns, "get", "memorystore", "notes"]);
     let _retained = RetainedStore {
         url: admin_url.clone(),
@@ -1039,8 +1153,7 @@ async fn install_upgrade_uninstall(helm: &str) {
         .unwrap();
     assert!(minted.status.success(), "pinak mint: {}", all_output(&minted));
     let bearer = format!("Bearer {}", String::from_utf8(minted.stdout).unwrap().trim());
-    let svc = sim.kubectl_json(&["-n", &ns, "get", "service", "notes"]);
-    let base = format!("http://{}:80/api/v1/memory", svc["spec"]["clusterIP"].as_str().unwrap());
+    let base = format!("{}/api/v1/memory", service_url(&sim, &ns, "notes", 80));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let add = http
         .post(format!("{base}/add"))
@@ -1063,41 +1176,52 @@ async fn install_upgrade_uninstall(helm: &str) {
 
     // The Vault example, with no Vault at its address: the store says so, nothing is provisioned.
     let vault_ns = format!("{ns}-vault");
-    sim.kubectl_ok(&["create", "namespace", &vault_ns], None);
+    sim.create_namespace(&vault_ns);
     let mut vault = example("vault.yaml");
     vault[0]["metadata"]["namespace"] = json!(vault_ns);
     apply(&sim, &vault);
-    wait_for(&sim, &vault_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
+    wait_for(&sim, &release, &vault_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
     let vault_store = sim.kubectl_json(&["-n", &vault_ns, "get", "memorystore", "notes"]);
     let degraded = vault_store["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded");
     assert_eq!(degraded.unwrap()["reason"], "VaultUnreachable", "{}", vault_store["status"]);
     assert!(degraded.unwrap()["message"].as_str().unwrap().contains("https://vault.vault.svc:8200"));
     let unprovisioned = sim.kubectl_ok(&["-n", &vault_ns, "get", "deployments,services,secrets", "-o", "name"], None);
     assert_eq!(unprovisioned.trim(), "", "nothing is deployed while Vault cannot be read");
-    check_operator_requests(&sim, false);
+    check_operator_requests(&sim, &release, false);
 
     // The CloudNativePG example, with CloudNativePG's Cluster CRD but no CloudNativePG to make
     // the superuser Secret: the store names what is missing (tests/tests/operator_cnpg.rs runs
-    // one to Ready).
-    sim.kubectl_ok(&["apply", "-f", "-"], Some(include_str!("../fixtures/cnpg-cluster-crd.yaml")));
-    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/clusters.postgresql.cnpg.io", "--timeout=20s"], None);
-    let cnpg_ns = format!("{ns}-cnpg");
-    sim.kubectl_ok(&["create", "namespace", &cnpg_ns], None);
-    let mut cnpg = example("cloudnative-pg.yaml");
-    for doc in &mut cnpg {
-        doc["metadata"]["namespace"] = json!(cnpg_ns);
+    // one to Ready). A real cluster that has the CRD has CloudNativePG itself, whose CRD the
+    // stand-in must not replace.
+    let cnpg_crd = "crd/clusters.postgresql.cnpg.io";
+    if !sim.external() || !sim.kubectl(&["get", cnpg_crd], None).status.success() {
+        sim.on_cleanup(&["delete", cnpg_crd, "--ignore-not-found"], None);
+        sim.kubectl_ok(&["apply", "-f", "-"], Some(include_str!("../fixtures/cnpg-cluster-crd.yaml")));
+        sim.kubectl_ok(&["wait", "--for=condition=Established", cnpg_crd, "--timeout=20s"], None);
+        let cnpg_ns = format!("{ns}-cnpg");
+        sim.create_namespace(&cnpg_ns);
+        let mut cnpg = example("cloudnative-pg.yaml");
+        for doc in &mut cnpg {
+            doc["metadata"]["namespace"] = json!(cnpg_ns);
+        }
+        apply(&sim, &cnpg);
+        wait_for(&sim, &release, &cnpg_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
+        let cnpg_store = sim.kubectl_json(&["-n", &cnpg_ns, "get", "memorystore", "notes"]);
+        let degraded = cnpg_store["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded");
+        assert_eq!(degraded.unwrap()["reason"], "CnpgNotUsable", "{}", cnpg_store["status"]);
+        assert!(degraded.unwrap()["message"].as_str().unwrap().contains("pinak-pg-superuser"));
+        check_operator_requests(&sim, &release, false);
+    } else {
+        eprintln!("not checked on a real cluster: the CloudNativePG example (the cluster has CloudNativePG's CRD)");
     }
-    apply(&sim, &cnpg);
-    wait_for(&sim, &cnpg_ns, &["--for=condition=Degraded", "memorystore/notes", "--timeout=60s"]);
-    let cnpg_store = sim.kubectl_json(&["-n", &cnpg_ns, "get", "memorystore", "notes"]);
-    let degraded = cnpg_store["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded");
-    assert_eq!(degraded.unwrap()["reason"], "CnpgNotUsable", "{}", cnpg_store["status"]);
-    assert!(degraded.unwrap()["message"].as_str().unwrap().contains("pinak-pg-superuser"));
-    check_operator_requests(&sim, false);
 
     // The CRD upgrade as docs/upgrade.md does it: a changed CRD, applied server-side over the
-    // one Helm created (whose fields Helm owns, hence --force-conflicts).
-    let mut crd = yaml_file(&repo_root().join("charts/pinak/crds/memorystore.yaml")).remove(0);
+    // one Helm created (whose fields Helm owns, hence --force-conflicts). A real cluster gets
+    // the chart's CRD back at the end.
+    let chart_crd = repo_root().join("charts/pinak/crds/memorystore.yaml");
+    let restore = ["apply", "--server-side", "--force-conflicts", "-f", chart_crd.to_str().unwrap()];
+    sim.on_cleanup(&restore, None);
+    let mut crd = yaml_file(&chart_crd).remove(0);
     let description = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/description";
     *crd.pointer_mut(description).unwrap() = json!("Desired state of a Pinak memory store (upgraded).");
     sim.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&crd.to_string()));
@@ -1105,31 +1229,19 @@ async fn install_upgrade_uninstall(helm: &str) {
     assert_eq!(live.pointer(description), crd.pointer(description), "the new CRD is in place");
 
     // Upgrade: the new operator replaces the old one (never beside it) and keeps reconciling.
-    helm_ok(
-        &sim,
-        helm,
-        &[
-            "upgrade",
-            RELEASE,
-            &chart,
-            "--namespace",
-            NAMESPACE,
-            "--set",
-            "operator.resyncSeconds=60",
-            "--wait",
-            "--timeout",
-            "180s",
-        ],
-    );
-    let deployment = sim.kubectl_json(&["-n", NAMESPACE, "get", "deployment", RELEASE]);
+    let mut upgrade = vec!["upgrade", name, &chart, "--namespace", namespace, "--set", "operator.resyncSeconds=60"];
+    upgrade.extend(["--wait", "--timeout", "180s"]);
+    upgrade.extend(image.iter().map(String::as_str));
+    helm_ok(&sim, helm, &upgrade);
+    let deployment = sim.kubectl_json(&["-n", namespace, "get", "deployment", name]);
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "PINAK_OPERATOR_RESYNC_SECS" && e["value"] == "60"));
-    wait_for(&sim, NAMESPACE, &["--for=condition=Available", &format!("deployment/{RELEASE}"), "--timeout=60s"]);
+    wait_for(&sim, &release, namespace, &["--for=condition=Available", &available, "--timeout=60s"]);
     sim.kubectl_ok(
         &["-n", &ns, "patch", "memorystore", "notes", "--type=merge", "-p", r#"{"spec":{"api":{"replicas":2}}}"#],
         None,
     );
-    wait_for(&sim, &ns, &["--for=jsonpath={.status.replicas}=2", "memorystore/notes", "--timeout=120s"]);
+    wait_for(&sim, &release, &ns, &["--for=jsonpath={.status.replicas}=2", "memorystore/notes", "--timeout=120s"]);
 
     // Autoscaling on, then off: the store's HPA is created, then deleted again.
     let autoscaling = |spec: &str| {
@@ -1139,21 +1251,24 @@ async fn install_upgrade_uninstall(helm: &str) {
     let hpa_exists = || sim.kubectl(&["-n", &ns, "get", "horizontalpodautoscaler", "notes"], None).status.success();
     autoscaling(r#"{"minReplicas":1,"maxReplicas":3}"#);
     eventually(60, "the store's HPA", || {
-        assert_no_refusals(&sim);
+        assert_no_refusals(&sim, &release);
         hpa_exists().then_some(())
     })
     .await;
     autoscaling("null");
     eventually(60, "the store's HPA deleted", || {
-        assert_no_refusals(&sim);
+        assert_no_refusals(&sim, &release);
         (!hpa_exists()).then_some(())
     })
     .await;
-    check_operator_requests(&sim, true);
+    if knative {
+        serverless_and_back(&sim, &release, &ns).await;
+    }
+    check_operator_requests(&sim, &release, true);
 
     // Uninstall: everything of the release goes; the CRD and the store (with its data) stay.
-    helm_ok(&sim, helm, &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
-    let selector = format!("app.kubernetes.io/instance={RELEASE}");
+    helm_ok(&sim, helm, &["uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s"]);
+    let selector = instance;
     eventually(60, "nothing of the release left", || {
         let left = sim.kubectl_ok(
             &[
@@ -1170,7 +1285,7 @@ async fn install_upgrade_uninstall(helm: &str) {
         left.trim().is_empty().then_some(())
     })
     .await;
-    let releases = sim.kubectl_ok(&["-n", NAMESPACE, "get", "secrets", "-l", "owner=helm", "-o", "name"], None);
+    let releases = sim.kubectl_ok(&["-n", namespace, "get", "secrets", "-l", "owner=helm", "-o", "name"], None);
     assert_eq!(releases.trim(), "", "Helm's release records are gone");
     sim.kubectl_ok(&["get", "crd", "memorystores.pinak.dev"], None);
     let kept = sim.kubectl_ok(

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use pinak_api::error::{is_login_rejected, is_unavailable};
+use pinak_api::web::error::{is_login_rejected, is_unavailable};
 use pinak_tests::operator::workspace_bin;
 use pinak_tests::{Token, database_url, unique};
 use reqwest::Method;

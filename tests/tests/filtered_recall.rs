@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use pinak_api::layers::Layer;
-use pinak_api::search;
-use pinak_api::tenancy::Scope;
-use pinak_api::vector_path::{self, PathCache, Rule, VectorPath};
+use pinak_api::retrieval::search;
+use pinak_api::retrieval::vector_path::{self, PathCache, Rule, VectorPath};
+use pinak_api::security::tenancy::Scope;
+use pinak_api::store::layers::Layer;
 use pinak_tests::TestApi;
 use sqlx::Row;
 

@@ -61,7 +61,7 @@ async fn second_start_on_same_schema_reuses_it() {
         let mut db = again.db().await;
         sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&mut db).await.unwrap()
     };
-    assert_eq!(applied, pinak_api::db::MIGRATOR.iter().count() as i64, "migrations are applied once");
+    assert_eq!(applied, pinak_api::store::db::MIGRATOR.iter().count() as i64, "migrations are applied once");
     again.stop().await;
 }
 

@@ -1,4 +1,4 @@
-//! Background jobs (api/src/jobs.rs) against the real Postgres: the crontab as graphile schedules
+//! Background jobs (api/src/runtime/jobs.rs) against the real Postgres: the crontab as graphile schedules
 //! it, each job's effect, re-embedding, exactly-once execution across two replicas, and recovery
 //! of a job whose pod was killed. Apart from the crontab test, jobs are enqueued from SQL
 //! (graphile's `add_job`), as an operator would, rather than waiting for their cron tick.
@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pinak_api::embedding::DummyEmbedder;
-use pinak_api::jobs::{REEMBED_BATCH, worker_schema};
-use pinak_api::layers::Layer;
+use pinak_api::runtime::jobs::{REEMBED_BATCH, worker_schema};
+use pinak_api::store::layers::Layer;
 use pinak_tests::TestApi;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -78,10 +78,10 @@ async fn wait_finished(api: &TestApi, ids: &[i64]) {
 #[tokio::test]
 async fn every_crontab_entry_is_scheduled_and_succeeds() {
     let api = TestApi::builder().env("PINAK_JOBS", "false").start().await;
-    pinak_api::jobs::install(&api.state).await;
+    pinak_api::runtime::jobs::install(&api.state).await;
     let w = worker_schema(&api.schema);
     let mut c = api.db().await;
-    let crontab = pinak_api::jobs::crontab();
+    let crontab = pinak_api::runtime::jobs::crontab();
     let entries: Vec<String> = crontab.iter().map(|e| e.identifier().to_owned()).collect();
     let mut tasks: Vec<String> = crontab.iter().map(|e| e.task_identifier.clone()).collect();
     tasks.sort_unstable();
@@ -95,7 +95,7 @@ async fn every_crontab_entry_is_scheduled_and_succeeds() {
     .await
     .unwrap();
 
-    let jobs = pinak_api::jobs::start(&api.state).unwrap();
+    let jobs = pinak_api::runtime::jobs::start(&api.state).unwrap();
     wait_until!(format!("every crontab entry of {entries:?} scheduled and run"), 60, {
         // A failing job stays queued with its error (and is retried later): fail with it now.
         let failed: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -188,7 +188,7 @@ async fn purge_and_prune_jobs_delete_only_what_is_due() {
 async fn expected_vectors(c: &mut PgConnection, layer: Layer) -> Vec<(String, Option<String>, Vec<f32>, Vec<f32>)> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {} AS row, embedding_model, embedding::real[] AS v FROM {} t ORDER BY id",
-        pinak_api::records::ROW_JSON,
+        pinak_api::store::records::ROW_JSON,
         layer.table()
     )))
     .fetch_all(c)
@@ -390,7 +390,7 @@ async fn a_job_of_a_killed_pod_is_finished_by_another() {
         .await
         .unwrap();
 
-    let jobs_a = pinak_api::jobs::start(&a.state).unwrap(); // enqueues the startup re-embed
+    let jobs_a = pinak_api::runtime::jobs::start(&a.state).unwrap(); // enqueues the startup re-embed
     let committed = (ROWS / REEMBED_BATCH) * REEMBED_BATCH;
     let app = format!("pinak-jobs:{}", a.schema);
     wait_until!("A's re-embed blocked mid-run", 30, {
@@ -494,13 +494,16 @@ async fn audit_heads_are_exported_signed_for_every_tenant() {
     assert_eq!(heads.len(), 2, "{detail}");
     for head in heads {
         let tenant = head["tenant"].as_str().unwrap();
-        let (seq, hash, _) = pinak_api::audit::head(&api.state.pool, tenant).await.unwrap().unwrap();
-        let claims =
-            pinak_api::audit::verify_head(KEY, head["signature"].as_str().unwrap()).expect("a valid signature");
+        let (seq, hash, _) = pinak_api::governance::audit::head(&api.state.pool, tenant).await.unwrap().unwrap();
+        let claims = pinak_api::governance::audit::verify_head(KEY, head["signature"].as_str().unwrap())
+            .expect("a valid signature");
         assert_eq!((claims.tenant.as_str(), claims.seq, claims.head_hash.as_str()), (tenant, seq, hash.as_str()));
         assert!(
-            pinak_api::audit::verify_head("another-key-0123456789abcdef0123456", head["signature"].as_str().unwrap())
-                .is_none()
+            pinak_api::governance::audit::verify_head(
+                "another-key-0123456789abcdef0123456",
+                head["signature"].as_str().unwrap()
+            )
+            .is_none()
         );
     }
     api.stop().await;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use pinak_api::config::Config;
+use pinak_api::runtime::config::Config;
 use pinak_tests::keypair::{KeyPair, openssl};
 use pinak_tests::{SECRET, TestApi, Token, unique};
 use serde_json::{Value, json};
@@ -498,7 +498,7 @@ async fn a_weak_or_doubly_given_secret_file_stops_the_start() {
         _ => None,
     };
     let cfg = Config::from_lookup(only_file).expect("the file is read when the verifier starts");
-    let Err(err) = pinak_api::auth::TokenVerifier::from_config(&cfg).await else {
+    let Err(err) = pinak_api::security::auth::TokenVerifier::from_config(&cfg).await else {
         panic!("a weak secret file was accepted")
     };
     assert!(err.to_string().contains("shorter than 32 bytes"), "{err}");

@@ -241,8 +241,8 @@ async fn body_cap_and_request_ids() {
 /// the tsvector), or a migration added a column it does not know.
 #[tokio::test]
 async fn named_row_json_equals_the_generic_row_json() {
-    use pinak_api::layers::Layer;
-    use pinak_api::records::{ROW_JSON, row_json};
+    use pinak_api::store::layers::Layer;
+    use pinak_api::store::records::{ROW_JSON, row_json};
     let api = TestApi::start().await;
     let w = Token::new("t1", "p1").sign();
     assert_eq!(api.post(&w, "/add", json!({"content": "c", "tags": ["x"]})).await.0, 201);

@@ -12,7 +12,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddingError;
-use crate::secret_file::SecretValue;
+use crate::security::secret_file::SecretValue;
 
 /// First retry delay; each later one doubles it.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);

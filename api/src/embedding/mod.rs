@@ -83,7 +83,7 @@ impl Embedder {
                 return Err(EmbeddingError::Dimension { got: v.len(), want: STORED_DIM });
             }
         }
-        crate::metrics::observe_embedding(self.backend_name(), started.elapsed());
+        crate::runtime::metrics::observe_embedding(self.backend_name(), started.elapsed());
         Ok(Some(out))
     }
 

@@ -7,12 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audit::{self, ChainReport};
-use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, OptionalJsonBody};
-use crate::permissions::Perm;
-use crate::state::AppState;
+use crate::governance::audit::{self, ChainReport};
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::{JsonBody, OptionalJsonBody};
 
 /// A previously exported head: the chain must still contain it, else its tail was cut.
 #[derive(Deserialize)]

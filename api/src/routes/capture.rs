@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::extract::OptionalJsonBody;
-use crate::permissions::Perm;
-use crate::state::AppState;
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::OptionalJsonBody;
 
 const SUPPORTED_VERSIONS: [&str; 1] = ["0.3"];
 const MAX_ENVELOPE_BYTES: usize = 262_144;
@@ -243,7 +243,7 @@ pub async fn capture(
         ));
     }
     validate_envelope(&m)?;
-    if crate::audit::canonical_json(&Value::Object(m)).len() > MAX_ENVELOPE_BYTES {
+    if crate::governance::audit::canonical_json(&Value::Object(m)).len() > MAX_ENVELOPE_BYTES {
         return Err(err(
             StatusCode::UNPROCESSABLE_ENTITY,
             "event_too_large",

@@ -4,7 +4,7 @@
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::{admin, capture, memory, registry, review, system, units};
-use crate::state::AppState;
+use crate::runtime::state::AppState;
 
 /// Who may call a route (checked by the handler; documented here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use axum::response::Html;
 use serde_json::{Map, Value, json};
 
 use super::catalog::{self, Access, Body, Field, Op};
-use crate::state::AppState;
+use crate::runtime::state::AppState;
 
 fn access_text(a: Access) -> &'static str {
     match a {

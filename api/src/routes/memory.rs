@@ -10,19 +10,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::access::{self, Access};
-use crate::actor::Actor;
-use crate::auth::Principal;
-use crate::clients;
-use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, QueryParams, check_range, deserialise};
-use crate::layers::Layer;
-use crate::permissions::Perm;
-use crate::records;
+use crate::governance::access::{self, Access};
+use crate::governance::actor::Actor;
+use crate::governance::clients;
+use crate::retrieval::search::{self, DEFAULT_VECTOR_WEIGHT};
 use crate::routes::paging::{self, Cursor};
-use crate::search::{self, DEFAULT_VECTOR_WEIGHT};
-use crate::state::AppState;
-use crate::write::{self, Outcome};
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::store::layers::Layer;
+use crate::store::records;
+use crate::store::write::{self, Outcome};
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::{JsonBody, QueryParams, check_range, deserialise};
 
 fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
@@ -316,7 +316,7 @@ pub async fn add_working(
     let actor = Actor::from(&p);
     let status = write::admit_writer(&state, &p, &actor, Some(Layer::Working)).await?;
     if write::diverts_to_quarantine(&state, &actor, &status) {
-        let item = crate::quarantine::propose(
+        let item = crate::governance::quarantine::propose(
             &state,
             &p,
             &actor,
@@ -333,7 +333,7 @@ pub async fn add_working(
     tx.commit().await?;
     // The note is committed; nudges are advice, so a failed lookup must not turn a stored
     // write into an error (a retry would then store it twice).
-    let nudges = crate::nudges::for_content(&state, &p, &note.content).await.unwrap_or_else(|e| {
+    let nudges = crate::retrieval::nudges::for_content(&state, &p, &note.content).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "nudge lookup failed");
         Vec::new()
     });

@@ -15,8 +15,8 @@ pub mod units;
 use axum::Router;
 use axum::middleware;
 
-use crate::http;
-use crate::state::AppState;
+use crate::runtime::state::AppState;
+use crate::web::http;
 
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();

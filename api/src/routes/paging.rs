@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
-use crate::tenancy::Scope;
+use crate::security::tenancy::Scope;
+use crate::web::error::{AppError, AppResult};
 
 #[derive(Default)]
 pub struct Cursor(Option<(DateTime<Utc>, Uuid)>);

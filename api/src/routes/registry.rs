@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::actor::Actor;
-use crate::auth::Principal;
-use crate::clients::{self, NewIssue};
-use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, check_range};
-use crate::permissions::Perm;
+use crate::governance::actor::Actor;
+use crate::governance::clients::{self, NewIssue};
 use crate::routes::paging::{self, Cursor, KeyCursor};
-use crate::state::AppState;
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::{JsonBody, OptionalJsonBody, QueryParams, check_range};
 
 #[derive(Deserialize)]
 pub struct Heartbeat {
@@ -169,7 +169,7 @@ pub async fn register_client(
     .fetch_one(&mut *tx)
     .await?;
     if existing.as_deref() != Some(status.as_str()) {
-        crate::audit::append(
+        crate::governance::audit::append(
             &mut tx,
             &p.scope.tenant,
             "client:status",

@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, QueryParams, check_range};
-use crate::layers::Layer;
-use crate::permissions::Perm;
-use crate::quarantine;
+use crate::governance::quarantine;
 use crate::routes::paging::{self, Cursor};
-use crate::state::AppState;
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::store::layers::Layer;
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::{JsonBody, QueryParams, check_range};
 
 pub async fn propose(
     State(state): State<AppState>,

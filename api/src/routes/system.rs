@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::auth;
-use crate::error::{AppError, AppResult};
-use crate::http::not_ready;
-use crate::metrics;
-use crate::permissions::Perm;
-use crate::state::AppState;
+use crate::runtime::metrics;
+use crate::runtime::state::AppState;
+use crate::security::auth;
+use crate::security::permissions::Perm;
+use crate::web::error::{AppError, AppResult};
+use crate::web::http::not_ready;
 
 pub async fn root() -> Json<Value> {
     Json(json!({ "status": "Memory service is running" }))

@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::extract::OptionalJsonBody;
-use crate::layers::Layer;
-use crate::permissions::Perm;
-use crate::state::AppState;
+use crate::runtime::state::AppState;
+use crate::security::auth::Principal;
+use crate::security::permissions::Perm;
+use crate::store::layers::Layer;
+use crate::web::error::{AppError, AppResult};
+use crate::web::extract::OptionalJsonBody;
 
 const MAX_MEMBERS: usize = 100;
 
@@ -121,7 +121,7 @@ pub async fn create(
             return Err(AppError::bad_request("Member already belongs to a unit"));
         }
     }
-    crate::audit::append(
+    crate::governance::audit::append(
         &mut tx,
         &p.scope.tenant,
         "unit:create",
@@ -174,7 +174,7 @@ pub async fn related(
         }
         let sql = format!(
             "SELECT {} FROM {} t WHERE id = $1 AND tenant = $2 AND project_id = $3",
-            crate::records::row_json(l),
+            crate::store::records::row_json(l),
             l.table()
         );
         if let Some(record) = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql))
@@ -184,7 +184,8 @@ pub async fn related(
             .fetch_optional(&mut *conn)
             .await?
         {
-            members.push(json!({ "layer": l.name(), "role": role, "record": crate::records::present(l, record) }));
+            members
+                .push(json!({ "layer": l.name(), "role": role, "record": crate::store::records::present(l, record) }));
         }
     }
     Ok(Json(json!({ "id": unit_id.to_string(), "label": label, "members": members })))

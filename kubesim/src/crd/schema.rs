@@ -1896,7 +1896,7 @@ mod tests {
         apply_defaults(&schema, &mut obj);
         assert_eq!(
             obj["spec"]["api"],
-            json!({"replicas": 2, "autoscaling": {"maxReplicas": 5, "minReplicas": 2, "targetCPUUtilizationPercentage": 80}})
+            json!({"mode": "Deployment", "replicas": 2, "autoscaling": {"maxReplicas": 5, "minReplicas": 2, "targetCPUUtilizationPercentage": 80}})
         );
         assert!(obj["spec"].get("vault").is_none(), "no default, so no object is invented");
 

@@ -49,8 +49,16 @@ async fn dispatch(server: &Arc<ApiServer>, r: &Req, rr: &ResourceRequest) -> Api
     if let Some(s) = sub {
         let token = rt.kind == "ServiceAccount" && s == "token";
         let finalize = rt.kind == "Namespace" && s == "finalize";
-        if !(rt.has_subresource(s) || token || finalize) {
+        let proxy = rt.group.is_empty() && rt.kind == "Service" && s == "proxy";
+        let portforward = rt.group.is_empty() && rt.kind == "Pod" && s == "portforward";
+        if !(rt.has_subresource(s) || token || finalize || proxy || portforward) {
             return Err(not_found());
+        }
+        if proxy {
+            return super::connect::service_proxy(server, r, &rt, ns.unwrap_or_default(), name).await;
+        }
+        if portforward {
+            return super::connect::portforward(server, r, &rt, ns.unwrap_or_default(), name, &rr.verb);
         }
         if token {
             return token_request(server, r, &rt, ns, name);

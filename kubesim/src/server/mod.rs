@@ -1,6 +1,7 @@
 //! The HTTPS front: TLS, authentication, RBAC, the request log, fault injection, and routing to
 //! discovery, OpenAPI and the resource handlers.
 
+pub mod connect;
 pub mod discovery;
 pub mod faults;
 pub mod handlers;
@@ -47,9 +48,13 @@ pub struct Req {
     pub method: String,
     pub path: String,
     pub query: HashMap<String, String>,
+    /// The query as sent (still percent-encoded), for the service proxy to pass on.
+    pub raw_query: Option<String>,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub user: UserInfo,
+    /// The connection, once switched to another protocol (WebSocket for pods/portforward).
+    pub upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Req {
@@ -112,16 +117,19 @@ impl ApiServer {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
                     .await;
             });
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    async fn handle(self: Arc<Self>, mut req: Request<hyper::body::Incoming>) -> Response<Body> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
-        let query = request::parse_query(req.uri().query());
+        let raw_query = req.uri().query().map(str::to_owned);
+        let query = request::parse_query(raw_query.as_deref());
         let headers = req.headers().clone();
+        let upgrade = headers.contains_key(hyper::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -154,11 +162,12 @@ impl ApiServer {
                 ));
             }
         }
-        if let Err(e) = self.authorize(&user, &target, &path) {
+        if let Err(e) = self.authorize(&user, &target, &path, headers.contains_key(hyper::header::UPGRADE)) {
             self.log(Some(&user), &target, &path, e.code, &headers);
             return error_response(&e);
         }
-        let r = Req { method, path: path.clone(), query, headers: headers.clone(), body, user };
+        let upgrade = Mutex::new(upgrade);
+        let r = Req { method, path: path.clone(), query, raw_query, headers: headers.clone(), body, user, upgrade };
         let response = match &target {
             Target::Resource(rr) => handlers::resource(&self, &r, rr).await,
             Target::NonResource { .. } => self.non_resource(&r).await,
@@ -167,13 +176,29 @@ impl ApiServer {
         response
     }
 
-    fn authorize(&self, user: &UserInfo, target: &Target, path: &str) -> Result<(), ApiError> {
+    fn authorize(&self, user: &UserInfo, target: &Target, path: &str, upgrade: bool) -> Result<(), ApiError> {
         if user.groups.iter().any(|g| g == "system:masters") {
             return Ok(());
         }
+        self.authorize_verb(user, target, path, None)?;
+        // As the real server (AuthorizePodWebsocketUpgradeCreatePermission, on since 1.31): a
+        // WebSocket GET to exec, attach or portforward must also be allowed to `create` them.
+        if let Target::Resource(r) = target
+            && upgrade
+            && r.verb == "get"
+            && r.group.is_empty()
+            && r.resource == "pods"
+            && matches!(r.subresource.as_deref(), Some("exec" | "attach" | "portforward"))
+        {
+            self.authorize_verb(user, target, path, Some("create"))?;
+        }
+        Ok(())
+    }
+
+    fn authorize_verb(&self, user: &UserInfo, target: &Target, path: &str, verb: Option<&str>) -> Result<(), ApiError> {
         let attrs = match target {
             Target::Resource(r) => Attributes::Resource {
-                verb: r.verb.clone(),
+                verb: verb.map_or_else(|| r.verb.clone(), str::to_owned),
                 api_group: r.group.clone(),
                 resource: r.resource.clone(),
                 subresource: r.subresource.clone(),

@@ -47,11 +47,27 @@ pub fn parse(method: &str, path: &str, query: &HashMap<String, String>) -> Targe
             namespace = None;
         }
     }
+    // `<resource>/<name>/proxy/<path...>`: the path is the backend's, not part of the request's
+    // identity (RequestInfo stops at the subresource).
+    let proxy = rest.len() >= 3 && rest[2] == "proxy";
+    if proxy {
+        rest.truncate(3);
+    }
     let resource = rest.first().map(|s| s.to_string()).unwrap_or_default();
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
     if resource.is_empty() || rest.len() > 3 {
         return non_resource();
+    }
+    if proxy {
+        // The query belongs to the backend too: no list/watch reading of it.
+        let verb = match method {
+            "GET" | "HEAD" => "get".to_owned(),
+            "POST" => "create".to_owned(),
+            "PUT" => "update".to_owned(),
+            m => m.to_lowercase(),
+        };
+        return Target::Resource(ResourceRequest { group, version, namespace, resource, name, subresource, verb });
     }
     let verb = match (method, name.is_some()) {
         ("GET" | "HEAD", true) if watch => "watch",
@@ -136,6 +152,20 @@ mod tests {
         assert_eq!((r.verb.as_str(), r.resource.as_str()), ("watch", "pods"));
         let r = res("DELETE", "/api/v1/namespaces/a/pods");
         assert_eq!(r.verb, "deletecollection");
+        let r = res("POST", "/api/v1/namespaces/a/services/http:web:80/proxy/api/v1/items");
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref(), r.verb.as_str()),
+            ("services", Some("http:web:80"), Some("proxy"), "create")
+        );
+        let mut watch = HashMap::new();
+        watch.insert("watch".to_owned(), "true".to_owned());
+        let r = match parse("GET", "/api/v1/namespaces/a/services/web/proxy/", &watch) {
+            Target::Resource(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((r.subresource.as_deref(), r.verb.as_str()), (Some("proxy"), "get"));
+        assert_eq!(res("DELETE", "/api/v1/namespaces/a/services/web/proxy/x").verb, "delete");
+        assert_eq!(res("OPTIONS", "/api/v1/namespaces/a/services/web/proxy/x").verb, "options");
         assert!(matches!(parse("GET", "/apis/apps/v1", &HashMap::new()), Target::NonResource { .. }));
         assert!(matches!(parse("GET", "/version", &HashMap::new()), Target::NonResource { .. }));
     }

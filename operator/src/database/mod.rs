@@ -9,6 +9,7 @@ pub mod sql;
 use std::str::FromStr;
 use std::time::Duration;
 
+use pinak_migrations::Setup;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
@@ -16,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::names::StoreNames;
 pub use plan::{Extension, Observed, ReclaimPlan, Target};
 
-/// The store schema's migrations: the same files pinak-api embeds (`migrations/`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// The store schema's migrations: the same files, and the same runner, as pinak-api's.
+pub use pinak_migrations::MIGRATOR;
 
 /// A reconcile must not hang on a Postgres that accepts TCP but never answers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -219,36 +220,30 @@ fn statement_error(stmt: &str, e: sqlx::Error) -> Error {
 /// Applies `migrations/` in the store schema, as the owner role so every object belongs to it,
 /// and returns the latest version applied.
 async fn migrate(conn: &mut PgConnection, names: &StoreNames) -> Result<Option<i64>> {
-    let setup = format!(
-        "SET search_path = {}, public; SET ROLE {}; SET statement_timeout = 0",
-        sql::ident(&names.schema),
-        sql::ident(&names.owner_role)
-    );
-    // statement_timeout 0: an index build on a large store may take longer than a DDL
-    // statement should; lock_timeout still applies, so nothing waits behind a blocked lock.
+    let setup =
+        format!("SET search_path = {}, public; SET ROLE {}", sql::ident(&names.schema), sql::ident(&names.owner_role));
     conn.execute(sqlx::raw_sql(AssertSqlSafe(setup))).await.map_err(Error::from_sqlx)?;
-    // The lock pinak-api takes for its own migrations (PINAK_MIGRATE=true), so a pod started
-    // in standalone mode never races the operator.
-    let lock_key = format!("pinak-migrate:{}", names.schema);
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(&lock_key)
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_sqlx)?;
-    // `run_direct` rather than `run`: `run`'s `Acquire<'a>` bound makes the reconcile future
-    // fail rustc's higher-ranked `Send` check inside the controller (sqlx documents the same).
-    let run = MIGRATOR.run_direct(None, &mut *conn, false).await;
-    let unlock = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&lock_key).execute(&mut *conn).await;
-    run.map_err(Error::Migration)?;
-    unlock.map_err(Error::from_sqlx)?;
+    // The runner lifts the connection's statement_timeout (an index build on a large store runs
+    // longer than a DDL statement should) and, for concurrent index builds only, lock_timeout.
+    // Its advisory lock is the one pinak-api takes for its own migrations (PINAK_MIGRATE=true),
+    // so a pod started in standalone mode never races the operator.
+    let migrated = pinak_migrations::migrate(conn, &names.schema, Setup::Provisioned, &MIGRATOR).await;
+    migrated.map_err(migration_error)?;
     let version = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::from_sqlx)?;
-    conn.execute(sqlx::raw_sql("RESET ROLE; RESET search_path; RESET statement_timeout"))
-        .await
-        .map_err(Error::from_sqlx)?;
+    conn.execute(sqlx::raw_sql("RESET ROLE; RESET search_path")).await.map_err(Error::from_sqlx)?;
     Ok(version)
+}
+
+/// Errors of the runner's own statements (its lock, its clean-up) are classified like any other
+/// statement's, so an outage keeps its own reason; the rest is `MigrationFailed`.
+fn migration_error(e: pinak_migrations::Error) -> Error {
+    match e {
+        pinak_migrations::Error::Database(e) => Error::from_sqlx(e),
+        other => Error::Migration(other),
+    }
 }
 
 /// The highest migration this operator applies: what `status.migrationVersion` reaches.

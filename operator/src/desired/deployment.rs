@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use pinak_crds::{EmbeddingBackend, MemoryStore, MemoryStoreSpec};
+use pinak_crds::{ApiMode, EmbeddingBackend, MemoryStore, MemoryStoreSpec};
 use sha2::{Digest, Sha256};
 
 use super::labels::{child_metadata, desired_labels, selector};
@@ -44,9 +44,31 @@ pub fn deployment(
     secret_env_hash: &str,
 ) -> Deployment {
     let spec = &store.spec;
+    Deployment {
+        metadata: child_metadata(store, names, &names.workload),
+        spec: Some(DeploymentSpec {
+            // With an HPA the replica count is the HPA's: not even listed here, so server-side
+            // apply leaves the field to it instead of resetting it on every reconcile.
+            replicas: spec.api.autoscaling.is_none().then_some(spec.api.replicas),
+            selector: selector(store),
+            template: pod_template(store, names, config, secret_env_hash),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The API pods' template, shared by the Deployment and (adapted) the Knative Service.
+pub fn pod_template(
+    store: &MemoryStore,
+    names: &StoreNames,
+    config: &OperatorConfig,
+    secret_env_hash: &str,
+) -> PodTemplateSpec {
+    let spec = &store.spec;
     let container = container(spec, names, config);
     let labels = desired_labels(store);
-    let template = PodTemplateSpec {
+    PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels.clone()),
             annotations: Some(BTreeMap::from([(
@@ -80,18 +102,6 @@ pub fn deployment(
             volumes: Some(volumes(spec, names)),
             ..Default::default()
         }),
-    };
-    Deployment {
-        metadata: child_metadata(store, names, &names.workload),
-        spec: Some(DeploymentSpec {
-            // With an HPA the replica count is the HPA's: not even listed here, so server-side
-            // apply leaves the field to it instead of resetting it on every reconcile.
-            replicas: spec.api.autoscaling.is_none().then_some(spec.api.replicas),
-            selector: selector(store),
-            template,
-            ..Default::default()
-        }),
-        status: None,
     }
 }
 
@@ -273,7 +283,11 @@ pub fn restart_hash(container: &Container, secret_env_hash: &str) -> String {
 
 /// Most pods the store runs at once: the replica count, or the autoscaler's maximum.
 pub fn max_pods(spec: &MemoryStoreSpec) -> i32 {
-    spec.api.autoscaling.as_ref().map_or(spec.api.replicas, |a| a.max_replicas).max(1)
+    let most = match spec.api.mode {
+        ApiMode::Serverless => spec.api.serverless.clone().unwrap_or_default().max_scale,
+        ApiMode::Deployment => spec.api.autoscaling.as_ref().map_or(spec.api.replicas, |a| a.max_replicas),
+    };
+    most.max(1)
 }
 
 /// Connection limit of the login role: every pod's pools, twice over because a rolling update

@@ -3,6 +3,7 @@
 
 pub mod deployment;
 pub mod hpa;
+pub mod knative;
 pub mod labels;
 pub mod pdb;
 pub mod secret;

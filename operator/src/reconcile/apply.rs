@@ -26,17 +26,32 @@ pub async fn apply<K>(api: &Api<K>, desired: &K, live: Option<K>, names: &StoreN
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
+    apply_with(api, desired, live, names, &()).await
+}
+
+/// [`apply`] for a kind known at run time (a Knative Service as a `DynamicObject`).
+pub async fn apply_with<K>(
+    api: &Api<K>,
+    desired: &K,
+    live: Option<K>,
+    names: &StoreNames,
+    dt: &K::DynamicType,
+) -> Result<Applied<K>>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
     let name = desired.name_any();
+    let kind = K::kind(dt);
     if let Some(live) = live {
-        ensure_controlled(&live, names)?;
+        check_controlled(&live, names, &kind)?;
         let (want, have) = (to_value(desired)?, to_value(&live)?);
-        if is_subset(&want, &have) && owned_maps_match(&K::kind(&()), &want, &have) {
+        if is_subset(&want, &have) && owned_maps_match(&kind, &want, &have) {
             return Ok(Applied { object: live, changed: false });
         }
     }
     let params = PatchParams::apply(MANAGER).force();
     let object = api.patch(&name, &params, &Patch::Apply(desired)).await?;
-    tracing::info!(kind = %K::kind(&()), name = %name, namespace = %names.namespace, "applied");
+    tracing::info!(api_version = %K::api_version(dt), kind = %kind, name = %name, namespace = %names.namespace, "applied");
     Ok(Applied { object, changed: true })
 }
 
@@ -54,10 +69,19 @@ pub async fn delete_if_ours<K>(api: &Api<K>, name: &str, names: &StoreNames) -> 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
+    delete_if_ours_with(api, name, names, &()).await
+}
+
+/// [`delete_if_ours`] for a kind known at run time.
+pub async fn delete_if_ours_with<K>(api: &Api<K>, name: &str, names: &StoreNames, dt: &K::DynamicType) -> Result<bool>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     match api.get_opt(name).await? {
         Some(live) if is_controlled_by(&live, names) => {
             api.delete(name, &DeleteParams::background()).await?;
-            tracing::info!(kind = %K::kind(&()), name = %name, namespace = %names.namespace, "deleted");
+            let (api_version, kind) = (K::api_version(dt), K::kind(dt));
+            tracing::info!(%api_version, %kind, name = %name, namespace = %names.namespace, "deleted");
             Ok(true)
         }
         _ => Ok(false),
@@ -79,11 +103,20 @@ pub fn replicas_to_hand_over(live: &Deployment, desired: &Deployment) -> Option<
 }
 
 pub fn ensure_controlled<K: Resource<DynamicType = ()>>(live: &K, names: &StoreNames) -> Result<()> {
+    check_controlled(live, names, &K::kind(&()))
+}
+
+fn check_controlled<K: Resource>(live: &K, names: &StoreNames, kind: &str) -> Result<()> {
     if is_controlled_by(live, names) {
         Ok(())
     } else {
-        Err(Error::ChildNotOwned { kind: K::kind(&()).into_owned(), name: live.name_any() })
+        Err(Error::ChildNotOwned { kind: kind.to_owned(), name: live.name_any() })
     }
+}
+
+/// Whether `live` is controlled by an object of API group `group` (a Knative Route's Service).
+pub fn controlled_by_group<K: Resource>(live: &K, group: &str) -> bool {
+    live.owner_references().iter().any(|r| r.controller == Some(true) && r.api_version.split('/').next() == Some(group))
 }
 
 fn is_controlled_by<K: Resource>(live: &K, names: &StoreNames) -> bool {

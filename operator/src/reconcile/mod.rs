@@ -18,16 +18,19 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use pinak_crds::{MemoryStore, MemoryStoreSpec, ReclaimPolicy, VaultStatus};
+use pinak_crds::{ApiMode, MemoryStore, MemoryStoreSpec, ReclaimPolicy, VaultStatus};
 
-use self::apply::{apply, delete_if_ours, ensure_controlled, get_and_apply, replicas_to_hand_over};
+use self::apply::{
+    apply, apply_with, controlled_by_group, delete_if_ours, delete_if_ours_with, ensure_controlled, get_and_apply,
+    replicas_to_hand_over,
+};
 use crate::config::OperatorConfig;
 use crate::database::{self, AdminUrl, Target, scram};
 use crate::desired::deployment::connection_limit;
@@ -37,9 +40,9 @@ use crate::desired::secret::{ROTATE_ANNOTATION, RotationStep, SecretValues, env_
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::StoreNames;
-use crate::status::{Observation, Progress, Transition, desired_status, transitions};
+use crate::status::{Observation, Progress, Transition, deployment_serves, desired_status, transitions};
 use crate::vault::{Fetched, Vaults};
-use crate::{FINALIZER, MANAGER, desired, validate};
+use crate::{FINALIZER, MANAGER, desired, knative, validate};
 
 /// Field manager that holds a Deployment's `replicas` while autoscaling takes them over.
 const HANDOVER_MANAGER: &str = "pinak-operator-handover";
@@ -53,6 +56,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub vaults: Vaults,
+    pub knative: knative::Discovery,
     /// Failed reconciles in a row per store, for the back-off.
     failures: Mutex<HashMap<ObjectRef<MemoryStore>, u32>>,
 }
@@ -67,6 +71,7 @@ impl Context {
             config,
             metrics,
             vaults,
+            knative: knative::Discovery::default(),
             failures: Mutex::default(),
         }
     }
@@ -81,12 +86,23 @@ pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) 
     // Only the operator's own objects are watched and cached, not every Secret in the cluster.
     let owned = || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let ctx = Arc::new(Context::new(client.clone(), config, metrics));
-    Controller::new(Api::<MemoryStore>::all(client.clone()), watcher::Config::default())
+    let mut controller = Controller::new(Api::<MemoryStore>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Deployment>::all(client.clone()), owned())
         .owns(Api::<Service>::all(client.clone()), owned())
         .owns(Api::<Secret>::all(client.clone()), owned())
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
-        .owns(Api::<HorizontalPodAutoscaler>::all(client), owned())
+        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned());
+    // Watched only where Knative Serving exists: a watch on a missing resource fails forever.
+    match knative::installed(&client).await {
+        Ok(true) => {
+            let ar = desired::knative::api_resource();
+            controller = controller.owns_with(Api::<DynamicObject>::all_with(client, &ar), ar, owned());
+            tracing::info!("Knative Serving found: Serverless stores are available");
+        }
+        Ok(false) => tracing::info!("Knative Serving not found: Serverless stores wait for it"),
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether Knative Serving is installed"),
+    }
+    controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -237,13 +253,31 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
     }
     progress.secret_ready = true;
 
-    let workload = desired::workload(store, &names, &ctx.config, &env_hash(&secret));
-    let deployments = namespaced::<Deployment>(ctx, &names);
+    let hash = env_hash(&secret);
+    match store.spec.api.mode {
+        ApiMode::Deployment => deployment_workload(store, ctx, &names, &hash, progress).await?,
+        ApiMode::Serverless => serverless_workload(store, ctx, &names, &hash, progress).await?,
+    }
+    progress.workload_ready = true;
+    Ok(())
+}
+
+/// Mode `Deployment`: Deployment, Service, PDB and the optional HPA; a Knative Service left
+/// from mode `Serverless` is removed once the Deployment serves.
+async fn deployment_workload(
+    store: &MemoryStore,
+    ctx: &Context,
+    names: &StoreNames,
+    secret_env_hash: &str,
+    progress: &mut Progress,
+) -> Result<()> {
+    let workload = desired::workload(store, names, &ctx.config, secret_env_hash);
+    let deployments = namespaced::<Deployment>(ctx, names);
     let mut live = deployments.get_opt(&names.workload).await?;
     if let Some(current) = &live
         && let Some(replicas) = replicas_to_hand_over(current, &workload.deployment)
     {
-        ensure_controlled(current, &names)?;
+        ensure_controlled(current, names)?;
         // Autoscaling was switched on. Had the apply below simply dropped `replicas`, the
         // field would lose its only owner and be reset to the default (1) until the HPA acts.
         // A second field manager applies the current count first, so the field keeps an owner
@@ -260,19 +294,82 @@ async fn build(store: &MemoryStore, ctx: &Context, progress: &mut Progress) -> R
         // Re-apply even if nothing else changed, so the apply stops owning `replicas`.
         live = None;
     }
-    let deployment = apply(&deployments, &workload.deployment, live, &names).await?;
+    let deployment = apply(&deployments, &workload.deployment, live, names).await?;
     progress.changed |= deployment.changed;
+    let serves = deployment_serves(&deployment.object);
     progress.deployment = Some(deployment.object);
-    progress.changed |= get_and_apply(&namespaced::<Service>(ctx, &names), &workload.service, &names).await?.changed;
+    if ctx.knative.installed(&ctx.client).await? {
+        let ar = desired::knative::api_resource();
+        let ksvcs: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &names.namespace, &ar);
+        if serves {
+            progress.changed |= delete_if_ours_with(&ksvcs, &names.workload, names, &ar).await?;
+        } else if ksvcs.get_opt(&names.workload).await?.is_some() {
+            // The Knative Service keeps serving until the new pods do.
+            progress.retry_after = soonest(progress.retry_after, SWITCH_POLL);
+        }
+    }
+    let services = namespaced::<Service>(ctx, names);
+    match services.get_opt(&names.workload).await? {
+        // The Service a Knative Route made under the same name goes with the Knative Service
+        // (garbage collection); the store's own one is created once it has gone.
+        Some(live) if controlled_by_group(&live, desired::knative::GROUP) => {
+            progress.retry_after = soonest(progress.retry_after, SWITCH_POLL);
+        }
+        live => progress.changed |= apply(&services, &workload.service, live, names).await?.changed,
+    }
     progress.changed |=
-        get_and_apply(&namespaced::<PodDisruptionBudget>(ctx, &names), &workload.pdb, &names).await?.changed;
-    let hpas = namespaced::<HorizontalPodAutoscaler>(ctx, &names);
+        get_and_apply(&namespaced::<PodDisruptionBudget>(ctx, names), &workload.pdb, names).await?.changed;
+    let hpas = namespaced::<HorizontalPodAutoscaler>(ctx, names);
     progress.changed |= match &workload.hpa {
-        Some(hpa) => get_and_apply(&hpas, hpa, &names).await?.changed,
-        None => delete_if_ours(&hpas, &names.workload, &names).await?,
+        Some(hpa) => get_and_apply(&hpas, hpa, names).await?.changed,
+        None => delete_if_ours(&hpas, &names.workload, names).await?,
     };
-    progress.workload_ready = true;
     Ok(())
+}
+
+/// Mode `Serverless`: a Knative Service. The objects of mode `Deployment` keep serving until
+/// its latest revision is ready, and are removed then (the Service first: Knative's Route
+/// needs its name).
+async fn serverless_workload(
+    store: &MemoryStore,
+    ctx: &Context,
+    names: &StoreNames,
+    secret_env_hash: &str,
+    progress: &mut Progress,
+) -> Result<()> {
+    if !ctx.knative.installed(&ctx.client).await? {
+        return Err(Error::KnativeNotInstalled);
+    }
+    let ar = desired::knative::api_resource();
+    let ksvcs: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &names.namespace, &ar);
+    let desired = desired::knative::knative_service(store, names, &ctx.config, secret_env_hash);
+    let live = ksvcs.get_opt(&names.workload).await?;
+    let applied = apply_with(&ksvcs, &desired, live, names, &ar).await?;
+    progress.changed |= applied.changed;
+    let revision_ready = knative::revision_ready(&applied.object);
+    let serving = knative::condition(&applied.object, "Ready").is_some_and(|(s, _, _)| s == "True");
+    progress.knative = Some(applied.object);
+    if revision_ready {
+        progress.changed |= delete_if_ours(&namespaced::<Service>(ctx, names), &names.workload, names).await?;
+        progress.changed |= delete_if_ours(&namespaced::<Deployment>(ctx, names), &names.workload, names).await?;
+        progress.changed |=
+            delete_if_ours(&namespaced::<PodDisruptionBudget>(ctx, names), &names.workload, names).await?;
+        progress.changed |=
+            delete_if_ours(&namespaced::<HorizontalPodAutoscaler>(ctx, names), &names.workload, names).await?;
+    }
+    if !serving {
+        // Knative's status changes are watched only when Knative was there at the operator's
+        // start; polling covers a Knative installed later.
+        progress.retry_after = soonest(progress.retry_after, SWITCH_POLL);
+    }
+    Ok(())
+}
+
+/// How often a store switching between modes is looked at again.
+const SWITCH_POLL: Duration = Duration::from_secs(3);
+
+fn soonest(current: Option<Duration>, other: Duration) -> Option<Duration> {
+    Some(current.map_or(other, |c| c.min(other)))
 }
 
 /// A paused store: only its status is written (Paused=True, the pods as they are).
