@@ -153,7 +153,36 @@ async fn a_missing_secret_and_invalid_specs_are_degraded_with_a_precise_reason_a
     assert_eq!(condition(&sim, &ns, "notes.v2", "Degraded").unwrap()["reason"], "InvalidSpec");
     assert_eq!(condition(&sim, &ns, "vaulted", "Degraded").unwrap()["reason"], "VaultAuthFailed");
     assert_running(&mut operator, &sim);
+
+    // The admin Secret goes before the store (as when the namespace is deleted): the store is
+    // let go rather than held forever, and its data is kept, with a Warning that says so.
+    let store = sim.kubectl_json(&["-n", &ns, "get", "memorystore", "notes"]);
+    let schema = store["status"]["schema"].as_str().unwrap().to_owned();
+    sim.kubectl_ok(&["-n", &ns, "delete", "secret", "pg-admin"], None);
     sim.kubectl_ok(&["-n", &ns, "delete", "memorystore", "notes", "--timeout=60s"], None);
+    assert!(schema_exists(&admin_url, &schema).await, "the data of {schema} is kept");
+    let events = sim.kubectl_ok(&["-n", &ns, "get", "events", "--field-selector", "reason=ReclaimSkipped"], None);
+    assert!(events.contains("admin credentials are gone") && events.contains(&schema), "{events}");
+    drop_schema(&admin_url, &schema).await;
+}
+
+/// Drops a store's schemas and roles left on purpose (what the Warning asks a person to do).
+async fn drop_schema(admin_url: &str, schema: &str) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await.unwrap();
+    let names = [format!("{schema}_a"), format!("{schema}_b"), format!("{schema}_owner")];
+    let roles: Vec<String> = sqlx::query_scalar("SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = ANY($1)")
+        .bind(&names[..])
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let roles = roles.join(", ");
+    for sql in [
+        format!("DROP SCHEMA \"{schema}\", \"{schema}_worker\" CASCADE"),
+        format!("DROP OWNED BY {roles}"),
+        format!("DROP ROLE {roles}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

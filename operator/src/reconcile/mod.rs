@@ -140,14 +140,21 @@ async fn reconcile_store(store: Arc<MemoryStore>, ctx: &Context) -> Result<Actio
         return paused(&api, &store, ctx).await;
     }
     let handler_api = api.clone();
-    finalizer(&api, FINALIZER, store, move |event| async move {
+    let result = finalizer(&api, FINALIZER, store, move |event| async move {
         match event {
             FinalizerEvent::Apply(store) => converge(&handler_api, &store, ctx).await,
             FinalizerEvent::Cleanup(store) => cleanup(&handler_api, &store, ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .await;
+    match result {
+        // A second reconcile of a store already let go (its cached copy still held the
+        // finalizer): the store is gone, nothing is left to do.
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(e))) if e.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    }
 }
 
 /// Back-off of a failing store: 5 s, 10 s, 20 s, … capped at 5 minutes.
@@ -383,10 +390,16 @@ async fn paused(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> R
     Ok(Action::await_change())
 }
 
+/// The store as metrics name it: namespace/name.
+fn store_key(store: &MemoryStore) -> String {
+    format!("{}/{}", store.namespace().unwrap_or_default(), store.name_any())
+}
+
 /// Deletion: `Retain` keeps everything in Postgres; `Delete` drops the store's schemas and
 /// roles. The children go with the store by garbage collection (owner references).
 async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> Result<Action> {
     if store.spec.database.reclaim_policy == ReclaimPolicy::Retain {
+        ctx.metrics.forget_store(&store_key(store));
         let note = "reclaimPolicy is Retain: the schema, its data and the roles are kept";
         publish(ctx, store, &Transition { warning: false, reason: "Retained".into(), note: note.into() }).await;
         return Ok(Action::await_change());
@@ -402,8 +415,26 @@ async fn cleanup(api: &Api<MemoryStore>, store: &MemoryStore, ctx: &Context) -> 
     match result {
         Ok(()) => {
             ctx.vaults.forget(store);
+            ctx.metrics.forget_store(&store_key(store));
             let note = format!("reclaimPolicy is Delete: dropped schema {} and its roles", names.schema);
             publish(ctx, store, &Transition { warning: false, reason: "Reclaimed".into(), note }).await;
+            Ok(Action::await_change())
+        }
+        // The admin credentials are gone from the cluster (typically deleted with the store's
+        // namespace). Waiting would hold the store, and with it its namespace, forever; dropping
+        // is impossible. The data is kept, as with Retain, and the Warning says what to drop.
+        Err(
+            e @ (Error::SecretNotFound { .. } | Error::SecretKeyMissing { .. } | Error::CnpgClusterNotFound { .. }),
+        ) => {
+            ctx.vaults.forget(store);
+            ctx.metrics.forget_store(&store_key(store));
+            let note = format!(
+                "reclaimPolicy is Delete, but the admin credentials are gone ({e}): schemas {} and {} \
+                 and their roles are kept; drop them by hand",
+                names.schema, names.worker_schema
+            );
+            tracing::warn!(store = %store_key(store), %note, "reclaim skipped");
+            publish(ctx, store, &Transition { warning: true, reason: "ReclaimSkipped".into(), note }).await;
             Ok(Action::await_change())
         }
         Err(e) => {
@@ -493,6 +524,7 @@ async fn report(
     };
     let previous = store.status.as_ref();
     let status = desired_status(previous, &obs, &Time(Timestamp::now()));
+    ctx.metrics.observe_store(&store_key(store), &status.conditions);
     if previous == Some(&status) {
         return Ok(());
     }
