@@ -1,0 +1,257 @@
+//! The `pinak` binary against a real pinak-api: output, `--json`, and the exit status of each
+//! kind of failure (see `pinak --help`).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use pinak_tests::{TestApi, Token};
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `pinak` with only the given environment; on the blocking pool, so the in-process API
+/// keeps serving while the child waits on it.
+async fn pinak(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
+    let mut cmd = Command::new(pinak_tests::operator::workspace_bin("pinak"));
+    cmd.args(args).env_remove("PINAK_URL").env_remove("PINAK_TOKEN").env_remove("PINAK_JWT_SECRET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let stdin = stdin.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("pinak starts");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    Run {
+        code: out.status.code().expect("pinak exited"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// `pinak` pointed at `api` with `token`.
+async fn call(api: &TestApi, token: &str, args: &[&str], stdin: &str) -> Run {
+    pinak(args, &[("PINAK_URL", &api.base), ("PINAK_TOKEN", token)], stdin).await
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(pinak_tests::unique("pinak_cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn add_get_search_and_context() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+
+    let added = call(&api, &token, &["add", "--json", "Kubernetes", "upgrades", "need", "a", "drain"], "").await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let id = added.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(added.json()["content"], "Kubernetes upgrades need a drain");
+
+    let from_stdin = call(&api, &token, &["add", "--tag", "ops", "-"], "Postgres upgrades need a drain too\n").await;
+    assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
+    assert!(from_stdin.stdout.starts_with("added semantic memory "), "{}", from_stdin.stdout);
+
+    let skill = temp_file("skill.json", r#"{"skill_name": "drain a node", "steps": ["cordon", "drain"]}"#);
+    let proc_added = call(&api, &token, &["add", "--layer", "procedural", "--file", skill.to_str().unwrap()], "").await;
+    assert_eq!(proc_added.code, 0, "{}", proc_added.stderr);
+    assert!(proc_added.stdout.starts_with("added procedural memory "), "{}", proc_added.stdout);
+
+    let got = call(&api, &token, &["get", "semantic", &id], "").await;
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert!(got.stdout.lines().any(|l| l.starts_with("content") && l.ends_with("Kubernetes upgrades need a drain")));
+    let got = call(&api, &token, &["--json", "get", "semantic", &id], "").await;
+    assert_eq!(got.json()["id"], id.as_str());
+
+    let found = call(&api, &token, &["search", "upgrades", "drain", "--limit", "10"], "").await;
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    let lines: Vec<&str> = found.stdout.lines().collect();
+    assert!(lines[0].starts_with("LAYER") && lines[0].ends_with("CONTENT"), "{}", found.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("semantic") && l.contains(&id)), "{}", found.stdout);
+    let found = call(&api, &token, &["search", "drain", "--layer", "procedural", "--json"], "").await;
+    let hits = found.json();
+    assert!(!hits.as_array().unwrap().is_empty(), "{hits}");
+    assert!(hits.as_array().unwrap().iter().all(|h| h["metadata"]["type"] == "procedural"), "{hits}");
+
+    let ctx = call(&api, &token, &["context", "drain"], "").await;
+    assert_eq!(ctx.code, 0, "{}", ctx.stderr);
+    assert!(ctx.stdout.lines().any(|l| l.starts_with("procedural") && l.ends_with("drain a node")), "{}", ctx.stdout);
+    let ctx = call(&api, &token, &["context", "drain", "--json"], "").await;
+    assert!(ctx.json()["semantic"].as_array().is_some_and(|s| !s.is_empty()), "{}", ctx.stdout);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn each_failure_has_its_exit_status() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+
+    // 2: usage.
+    let r = call(&api, &token, &["search"], "").await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = call(&api, &token, &["add"], "").await;
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (2, "pinak: nothing to add: give the text, `-` for stdin, --file or --jsonl")
+    );
+
+    // 3: nothing listens on the port of a dropped listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let r = pinak(&["search", "x", "--url", &url, "--token", &token], &[], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot reach") && r.stderr.contains("Connection refused"), "{}", r.stderr);
+
+    // 4: no token, a token the API does not accept (401), a missing scope (403).
+    let r = pinak(&["search", "x", "--url", &api.base], &[], "").await;
+    assert_eq!((r.code, r.stderr.trim()), (4, "pinak: no token: pass --token or set PINAK_TOKEN"));
+    let forged = Token::new("t1", "p1").secret("another-secret-0123456789-abcdefghijklmnop").sign();
+    let r = call(&api, &forged, &["search", "x"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    let read_only = Token::new("t1", "p1").set("scopes", json!(["memory.read"])).sign();
+    let r = call(&api, &read_only, &["add", "hello"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("403") && r.stderr.contains("Missing scope"), "{}", r.stderr);
+
+    // 5: other API errors, with their detail.
+    let r = call(&api, &token, &["get", "semantic", &uuid::Uuid::new_v4().to_string()], "").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("404") && r.stderr.contains("not found"), "{}", r.stderr);
+    let r = call(&api, &token, &["add", "--layer", "episodic", "--object", r#"{"goal": "g"}"#], "").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("422") && r.stderr.contains("content"), "{}", r.stderr);
+
+    // 6: input that is not what the layer takes.
+    let r = call(&api, &token, &["add", "--layer", "rag", "just text"], "").await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert_eq!(api.count("memories_semantic").await + api.count("memories_episodic").await, 0);
+    api.stop().await;
+}
+
+/// The old `pinak mint` form (Helm NOTES.txt, scripts/dev) and `token mint` both give a token
+/// the API accepts; a published secret is refused with status 2.
+#[tokio::test]
+async fn minted_tokens_work_against_the_api() {
+    let api = TestApi::start().await;
+    let secret = [("PINAK_JWT_SECRET", pinak_tests::SECRET)];
+    for form in [&["mint"][..], &["token", "mint"]] {
+        let args: Vec<&str> =
+            form.iter().copied().chain(["--tenant", "t1", "--project", "p1", "--client-id", "cli"]).collect();
+        let minted = pinak(&args, &secret, "").await;
+        assert_eq!(minted.code, 0, "{}", minted.stderr);
+        let r = call(&api, minted.stdout.trim(), &["add", "minted", "--json"], "").await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.json()["client_id"], "cli");
+    }
+    let r = pinak(&["mint", "--tenant", "t", "--project", "p"], &[("PINAK_JWT_SECRET", "secret")], "").await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn jsonl_import_checks_every_line_first() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+
+    // More than one /batch call's worth.
+    let good: String =
+        (0..501).map(|i| format!("{}\n", json!({"content": format!("note {i}"), "tags": ["bulk"]}))).collect();
+    let path = temp_file("good.jsonl", &good);
+    let r = call(&api, &token, &["add", "--jsonl", path.to_str().unwrap()], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "added 501 semantic memories");
+    assert!(r.stderr.contains("500/501") && r.stderr.contains("501/501"), "{}", r.stderr);
+    assert_eq!(api.count("memories_semantic").await, 501);
+
+    let r = call(&api, &token, &["add", "--jsonl", "-", "--json"], "{\"content\": \"from stdin\"}\n").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["count"], 1);
+    assert_eq!(r.json()["ids"].as_array().unwrap().len(), 1);
+
+    let bad =
+        format!("{good}{}\n\n{}\n{}\n", json!({"content": 5}), json!({"content": "ok", "colour": "red"}), "{oops");
+    let path = temp_file("bad.jsonl", &bad);
+    let r = call(&api, &token, &["add", "--jsonl", path.to_str().unwrap()], "").await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("3 bad line(s); nothing was sent"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 502: `content` must be string"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 504: unknown field `colour`"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 505: not JSON"), "{}", r.stderr);
+    assert_eq!(api.count("memories_semantic").await, 502);
+
+    // The schema check passes with read permission alone; the refused /batch call names its lines.
+    let read_only = Token::new("t1", "p1").set("scopes", json!(["memory.read"])).sign();
+    let r = call(&api, &read_only, &["add", "--jsonl", "-"], "\n{\"content\": \"a\"}\n{\"content\": \"b\"}\n").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("403") && r.stderr.contains("(sending lines 2-3; 0 of 2 records were stored before)"),
+        "{}",
+        r.stderr
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn stats_and_doctor() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+    for text in ["one", "two"] {
+        assert_eq!(call(&api, &token, &["add", text], "").await.code, 0);
+    }
+
+    let r = call(&api, &token, &["stats"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("client client-a (0 children)\nLAYER"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("semantic") && l.split_whitespace().nth(1) == Some("2")),
+        "{}",
+        r.stdout
+    );
+    let r = call(&api, &token, &["stats", "--json"], "").await;
+    assert_eq!(r.json()["combined"]["counts"]["semantic"], 2);
+
+    let r = call(&api, &token, &["doctor"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for check in ["reachable", "ready", "token", "auth"] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(check) && l.contains(" ok ")), "{check}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("tenant t1, project p1, client client-a"), "{}", r.stdout);
+
+    // A forged token looks fine locally; the API's 401 is what fails.
+    let forged = Token::new("t1", "p1").secret("another-secret-0123456789-abcdefghijklmnop").sign();
+    let r = call(&api, &forged, &["doctor", "--json"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["checks"][3]["check"], "auth");
+    assert!(report["checks"][3]["detail"].as_str().unwrap().contains("401"), "{report}");
+    let expired = Token::new("t1", "p1").set("exp", json!(chrono::Utc::now().timestamp() - 10)).sign();
+    let r = call(&api, &expired, &["doctor"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stdout.lines().any(|l| l.starts_with("token") && l.contains("FAIL") && l.contains("expired")));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = pinak(&["doctor", "--url", &format!("http://127.0.0.1:{port}")], &[], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("2 of 2 checks failed"), "{}", r.stderr);
+    api.stop().await;
+}
