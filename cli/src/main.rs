@@ -7,6 +7,8 @@ mod memory;
 mod mint;
 mod ops;
 mod output;
+mod review;
+mod streams;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -64,6 +66,32 @@ enum Command {
     Get(memory::GetArgs),
     Context(memory::ContextArgs),
     Stats(ops::StatsArgs),
+    /// Review memories the quarantine policy held back (admin)
+    Proposals {
+        #[command(subcommand)]
+        command: review::ProposalsCommand,
+    },
+    Revoke(review::RevokeArgs),
+    /// Events of the project
+    Events {
+        #[command(subcommand)]
+        command: streams::EventsCommand,
+    },
+    /// Session transcript lines
+    Session {
+        #[command(subcommand)]
+        command: streams::SessionCommand,
+    },
+    /// Working-memory notes
+    Working {
+        #[command(subcommand)]
+        command: streams::WorkingCommand,
+    },
+    /// The tenant's client registry
+    Clients {
+        #[command(subcommand)]
+        command: streams::ClientsCommand,
+    },
     /// Check that the API is reachable and ready and that it accepts the token
     Doctor,
     /// Print a shell completion script, e.g. `pinak completions bash > ~/.local/share/bash-completion/completions/pinak`
@@ -135,6 +163,12 @@ fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Get(args) => memory::get(g, args),
         Command::Context(args) => memory::context(g, args),
         Command::Stats(args) => ops::stats(g, args),
+        Command::Proposals { command } => review::proposals(g, command),
+        Command::Revoke(args) => review::revoke(g, args),
+        Command::Events { command } => streams::events(g, command),
+        Command::Session { command } => streams::session(g, command),
+        Command::Working { command } => streams::working(g, command),
+        Command::Clients { command } => streams::clients(g, command),
         Command::Doctor => ops::doctor(g),
         Command::Completions { shell } => completions(*shell),
     }

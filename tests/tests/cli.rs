@@ -255,3 +255,108 @@ async fn stats_and_doctor() {
     assert!(r.stderr.contains("2 of 2 checks failed"), "{}", r.stderr);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn proposals_review_and_revoke() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+    let admin = Token::admin("t1", "p1").sign();
+    for text in ["keep this proposal", "drop this proposal"] {
+        api.post(&token, "/quarantine/propose/semantic", json!({"content": text})).await;
+    }
+
+    let r = call(&api, &admin, &["proposals", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("ID") && r.stdout.lines().count() == 3, "{}", r.stdout);
+    let listed = call(&api, &admin, &["proposals", "list", "--json"], "").await.json();
+    let id_of = |text: &str| {
+        let item = listed.as_array().unwrap().iter().find(|i| i["payload"]["content"] == text).unwrap();
+        item["id"].as_str().unwrap().to_owned()
+    };
+    let (keep, drop) = (id_of("keep this proposal"), id_of("drop this proposal"));
+
+    let r = call(&api, &admin, &["proposals", "approve", &keep], "").await;
+    assert_eq!((r.code, r.stdout.trim()), (0, format!("approved semantic memory {keep}").as_str()), "{}", r.stderr);
+    let r = call(&api, &admin, &["proposals", "reject", &drop, "--json"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["status"], "rejected");
+    let r = call(&api, &admin, &["proposals", "reject", &drop], "").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("404") && r.stderr.contains("Quarantine item not found"), "{}", r.stderr);
+    let r = call(&api, &admin, &["proposals", "list", "--status", "approved", "--json"], "").await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = call(&api, &token, &["proposals", "list"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(api.count("memories_semantic").await, 1);
+
+    let victim = Token::new("t1", "p1");
+    let victim_token = victim.sign();
+    assert_eq!(call(&api, &victim_token, &["stats"], "").await.code, 0);
+    let r = call(&api, &admin, &["revoke", &victim.jti()], "").await;
+    assert_eq!((r.code, r.stdout.trim()), (0, format!("revoked token {}", victim.jti()).as_str()), "{}", r.stderr);
+    let r = call(&api, &victim_token, &["stats"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let r = call(&api, &token, &["revoke", "some-jti"], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn events_session_and_working() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+
+    let r = call(&api, &token, &["events", "add", "deploy", "--payload", r#"{"version": "1.2"}"#], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("added event"), "{}", r.stdout);
+    let r = call(&api, &token, &["events", "add", "deploy", "--payload", "[1]"], "").await;
+    assert_eq!((r.code, r.stderr.trim()), (6, "pinak: --payload must be a JSON object"));
+    let r = call(&api, &token, &["events", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.lines().any(|l| l.contains(" deploy ") && l.contains(r#""version": "1.2""#)), "{}", r.stdout);
+
+    for (role, text) in [("user", "first line"), ("assistant", "second line")] {
+        let r = call(&api, &token, &["session", "add", "s1", text, "--role", role], "").await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = call(&api, &token, &["session", "list", "s1"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(lines[1].contains("user") && lines[1].ends_with("first line"), "{}", r.stdout);
+    assert!(lines[2].contains("assistant") && lines[2].ends_with("second line"), "{}", r.stdout);
+
+    let r =
+        call(&api, &token, &["working", "add", "remember", "the", "drain", "--key", "k1", "--ttl", "600"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = call(&api, &token, &["working", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.lines().any(|l| l.contains("k1") && l.ends_with("remember the drain")), "{}", r.stdout);
+    let r = call(&api, &token, &["working", "list", "--json"], "").await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn clients_list_and_register() {
+    let api = TestApi::start().await;
+    let token = Token::new("t1", "p1").sign();
+    let admin = Token::admin("t1", "p1").sign();
+    let args = ["clients", "register", "ci-bot", "--name", "CI bot", "--parent", "client-a"];
+    let r = call(&api, &token, &args, "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("403"), "{}", r.stderr);
+    let r = call(&api, &admin, &args, "").await;
+    assert_eq!((r.code, r.stdout.trim()), (0, "registered client ci-bot"), "{}", r.stderr);
+    let r = call(&api, &token, &["clients", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("CLIENT"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("ci-bot") && l.contains("client-a") && l.ends_with("CI bot")),
+        "{}",
+        r.stdout
+    );
+    let r = call(&api, &token, &["clients", "list", "--json"], "").await;
+    assert!(r.json().as_array().unwrap().iter().any(|c| c["client_id"] == "ci-bot"), "{}", r.stdout);
+    api.stop().await;
+}
