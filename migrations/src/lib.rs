@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqlx::Postgres;
 use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Executor};
@@ -87,6 +88,12 @@ pub async fn migrate(conn: &mut PgConnection, schema: &str, setup: Setup, migrat
     unlock?;
     reset?;
     Ok(())
+}
+
+/// The latest migration applied successfully to the store schema on the search path (`None`
+/// before the first), as health checks and the operator's status report it.
+pub async fn applied_version<'e>(db: impl Executor<'e, Database = Postgres>) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(db).await
 }
 
 /// Takes the store's advisory lock, polling: a session blocked in `pg_advisory_lock` would

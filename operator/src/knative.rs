@@ -20,6 +20,11 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// Records an answer obtained elsewhere (the controller's own check at start).
+    pub fn remember(&self, installed: bool) {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), installed));
+    }
+
     pub async fn installed(&self, client: &Client) -> Result<bool> {
         if let Some((at, installed)) = *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
             && at.elapsed() < DISCOVERY_TTL
@@ -27,7 +32,7 @@ impl Discovery {
             return Ok(installed);
         }
         let installed = installed(client).await?;
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), installed));
+        self.remember(installed);
         Ok(installed)
     }
 }

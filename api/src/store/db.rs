@@ -67,5 +67,5 @@ pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), pinak_migrations
 
 /// Latest applied migration version, for health and status reporting.
 pub async fn migration_version(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await
+    pinak_migrations::applied_version(pool).await
 }

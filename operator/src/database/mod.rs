@@ -229,10 +229,7 @@ async fn migrate(conn: &mut PgConnection, names: &StoreNames) -> Result<Option<i
     // so a pod started in standalone mode never races the operator.
     let migrated = pinak_migrations::migrate(conn, &names.schema, Setup::Provisioned, &MIGRATOR).await;
     migrated.map_err(migration_error)?;
-    let version = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(Error::from_sqlx)?;
+    let version = pinak_migrations::applied_version(&mut *conn).await.map_err(Error::from_sqlx)?;
     conn.execute(sqlx::raw_sql("RESET ROLE; RESET search_path")).await.map_err(Error::from_sqlx)?;
     Ok(version)
 }

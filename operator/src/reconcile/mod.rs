@@ -93,7 +93,11 @@ pub async fn run(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) 
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
         .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned());
     // Watched only where Knative Serving exists: a watch on a missing resource fails forever.
-    match knative::installed(&client).await {
+    let knative = knative::installed(&client).await;
+    if let Ok(installed) = knative {
+        ctx.knative.remember(installed);
+    }
+    match knative {
         Ok(true) => {
             let ar = desired::knative::api_resource();
             controller = controller.owns_with(Api::<DynamicObject>::all_with(client, &ar), ar, owned());
