@@ -15,7 +15,7 @@ use crate::api::{TENANT, recall};
 use crate::corpus::Item;
 use crate::load::Op;
 use pinak_api::retrieval::search::vector_order;
-use pinak_api::retrieval::vector_path::{self, Paths, Rule, VectorPath};
+use pinak_api::retrieval::vector_path::{self, Paths, Rule, ScopeStats, VectorPath};
 use pinak_api::security::tenancy::Scope;
 
 /// High half of every benchmark row id; the low half is the document index.
@@ -276,7 +276,10 @@ impl Kind {
             Kind::Variant { ef, .. } => {
                 [Kind::HnswIterative(*ef).settings(), vec!["SET enable_seqscan = off".into()]].concat()
             }
-            Kind::Hybrid { ef, .. } | Kind::HnswIterative(ef) => {
+            Kind::Hybrid { ef, .. } => {
+                [Kind::HnswIterative(*ef).settings(), vec!["SET default_text_search_config = english".into()]].concat()
+            }
+            Kind::HnswIterative(ef) => {
                 vec![format!("SET hnsw.ef_search = {ef}"), "SET hnsw.iterative_scan = relaxed_order".into()]
             }
             Kind::HnswDefault => vec!["RESET hnsw.ef_search".into(), "SET hnsw.iterative_scan = off".into()],
@@ -286,7 +289,7 @@ impl Kind {
 
     fn sql(&self, paths: Option<Paths>) -> String {
         match self {
-            Kind::Hybrid { .. } => pinak_api::retrieval::search::hybrid_sql(paths, 20),
+            Kind::Hybrid { .. } => pinak_api::retrieval::search::hybrid_sql(true, paths, 20),
             Kind::Variant { index, .. } => {
                 let (column, ty) = index.column();
                 format!(
@@ -313,9 +316,9 @@ impl Kind {
 
 pub struct SqlSearch {
     conn: PgConnection,
-    /// The vector paths the API's rule picks for this scope (hybrid only), measured once as
-    /// the API's cache keeps them.
-    paths: Option<Paths>,
+    /// The vector paths the API's rule picks for this scope and its sizes (hybrid only),
+    /// measured once as the API's cache keeps them.
+    stats: Option<ScopeStats>,
     sql: Arc<String>,
     project: &'static str,
     vectors: Arc<Vec<Vec<f32>>>,
@@ -346,19 +349,19 @@ impl SqlSearch {
         for s in kind.settings() {
             sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await?;
         }
-        let paths = match kind {
+        let stats = match kind {
             Kind::Hybrid { rule, .. } => {
-                Some(vector_path::measure(&mut conn, &Scope::new(TENANT, project), rule).await?)
+                Some(vector_path::measure_stats(&mut conn, &Scope::new(TENANT, project), rule).await?)
             }
             _ => None,
         };
-        let sql = Arc::new(kind.sql(paths));
-        Ok(SqlSearch { conn, paths, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
+        let sql = Arc::new(kind.sql(stats.map(|s| s.paths)));
+        Ok(SqlSearch { conn, stats, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
     }
 
     /// The plan Postgres picks for this path (first vector scan node), for the report.
     pub async fn plan(&mut self) -> Result<String> {
-        if let Some(paths) = self.paths {
+        if let Some(ScopeStats { paths, .. }) = self.stats {
             return Ok(format!("one statement (search.rs); vector paths of semantic, episodic, procedural: {paths:?}"));
         }
         let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", self.sql)))
@@ -378,18 +381,19 @@ impl Op for SqlSearch {
     async fn call(&mut self, seq: usize) -> Result<Option<f64>> {
         let q = seq % self.vectors.len();
         // k = 2 x limit, as the API asks each list for (limit 10).
-        if let Some(paths) = self.paths {
+        if let Some(stats) = self.stats {
             let scope = Scope::new(TENANT, self.project);
+            let [s, e, p] = stats.rows;
             let found = pinak_api::retrieval::search::candidates(
                 &mut self.conn,
                 &scope,
                 &self.texts[q],
-                Some((&self.vectors[q], paths)),
+                Some([s, e, p, 0, 0]),
+                Some((&self.vectors[q], stats.paths)),
                 20,
             )
             .await?;
-            let hits =
-                pinak_api::retrieval::search::rank(found, pinak_api::retrieval::search::DEFAULT_VECTOR_WEIGHT, 10);
+            let hits = pinak_api::retrieval::search::rank(found, Default::default(), 10);
             return Ok(Some(recall(hits.iter().filter_map(|h| doc_of(&h.row)), &self.truth[q], 10)));
         }
         let rows: Vec<(Value, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()))

@@ -145,6 +145,27 @@ pub struct SearchArgs {
     /// Show only this layer's hits (filters the hits the API returned)
     #[arg(long, value_enum)]
     layer: Option<Layer>,
+    /// Which lists rank the hits: both, fused (hybrid), or one of them
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    mode: Mode,
+}
+
+/// The API's search `mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Hybrid,
+    Keyword,
+    Vector,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Hybrid => "hybrid",
+            Mode::Keyword => "keyword",
+            Mode::Vector => "vector",
+        }
+    }
 }
 
 /// The text a record is known by: its content, else its skill name or goal.
@@ -158,7 +179,7 @@ fn score(v: &Value) -> String {
 
 pub fn search(g: &Global, args: &SearchArgs) -> Result<String, Failure> {
     let api = Api::new(g)?;
-    let query = [("query", args.query.join(" ")), ("k", args.limit.to_string())];
+    let query = [("query", args.query.join(" ")), ("k", args.limit.to_string()), ("mode", args.mode.name().into())];
     let hits = api.get(&format!("{MEMORY}/search"), &query)?.body;
     let hits: Vec<&Value> = hits
         .as_array()
@@ -185,11 +206,14 @@ pub struct ContextArgs {
     /// Most records to ask for (1..100)
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
     limit: u16,
+    /// Which lists rank the records: both, fused (hybrid), or one of them
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    mode: Mode,
 }
 
 pub fn context(g: &Global, args: &ContextArgs) -> Result<String, Failure> {
     let api = Api::new(g)?;
-    let query = [("query", args.query.join(" ")), ("limit", args.limit.to_string())];
+    let query = [("query", args.query.join(" ")), ("limit", args.limit.to_string()), ("mode", args.mode.name().into())];
     let groups = api.get(&format!("{MEMORY}/retrieve_context"), &query)?.body;
     if g.json {
         return Ok(groups.to_string());

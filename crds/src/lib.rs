@@ -472,6 +472,17 @@ pub struct IndexSpec {
     /// smaller, 30-50 % more queries per second, recall@10 within 0.003 (docs/performance.md).
     #[serde(default = "default_true")]
     pub halfvec: bool,
+
+    /// The PostgreSQL text-search configuration that parses search queries for the keyword
+    /// leg: its stop words are dropped and its stemmer applied (`PINAK_TEXT_SEARCH_CONFIG`).
+    /// Stored text is not rewritten or re-indexed: a change only rolls the API pods.
+    #[serde(default = "default_text_search_config")]
+    #[schemars(extend("enum" = [
+        "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish", "french", "german",
+        "greek", "hindi", "hungarian", "indonesian", "irish", "italian", "lithuanian", "nepali", "norwegian",
+        "portuguese", "romanian", "russian", "serbian", "simple", "spanish", "swedish", "tamil", "turkish", "yiddish"
+    ]))]
+    pub text_search_config: String,
 }
 
 impl Default for IndexSpec {
@@ -481,6 +492,7 @@ impl Default for IndexSpec {
             ef_construction: default_ef_construction(),
             ef_search: default_ef_search(),
             halfvec: true,
+            text_search_config: default_text_search_config(),
         }
     }
 }
@@ -822,6 +834,9 @@ fn default_ef_construction() -> i32 {
 /// The API's default (`PINAK_HNSW_EF_SEARCH`): recall@10 0.985 at 100k, where 40 gives 0.959.
 fn default_ef_search() -> i32 {
     100
+}
+fn default_text_search_config() -> String {
+    "english".into()
 }
 fn default_true() -> bool {
     true

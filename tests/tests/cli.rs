@@ -90,6 +90,13 @@ async fn add_get_search_and_context() {
     let hits = found.json();
     assert!(!hits.as_array().unwrap().is_empty(), "{hits}");
     assert!(hits.as_array().unwrap().iter().all(|h| h["metadata"]["type"] == "procedural"), "{hits}");
+    // --mode keyword: only memories holding a word of the query.
+    let found = call(&api, &token, &["search", "kubernetes", "--mode", "keyword", "--json"], "").await;
+    let hits = found.json();
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    assert_eq!(hits[0]["id"], id.as_str());
+    let bad = call(&api, &token, &["search", "x", "--mode", "fuzzy"], "").await;
+    assert_eq!(bad.code, 2, "a usage error: {}", bad.stderr);
 
     let ctx = call(&api, &token, &["context", "drain"], "").await;
     assert_eq!(ctx.code, 0, "{}", ctx.stderr);

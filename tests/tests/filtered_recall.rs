@@ -59,7 +59,7 @@ async fn recall(api: &TestApi, path: VectorPath) -> f64 {
         let mut conn = api.state.pool.acquire().await.unwrap();
         let paths = api.state.vector_paths.paths(&mut conn, &scope).await.unwrap();
         assert_eq!(paths[0], path, "the configured rule picks the path");
-        let cands = search::candidates(&mut conn, &scope, "", Some((&q.to_vec(), paths)), 10).await.unwrap();
+        let cands = search::candidates(&mut conn, &scope, "", None, Some((&q.to_vec(), paths)), 10).await.unwrap();
         let got: Vec<String> = cands
             .vector
             .iter()
@@ -129,10 +129,12 @@ async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
             let paths = vector_path::measure(&mut conn, &Scope::new("t", project), rule).await.unwrap();
             assert_eq!(paths[0], path, "{form} index, {project}");
             let name = format!("s_{form}_{project}");
-            let prepare =
-                format!("PREPARE {name}(text, text, text, text[], vector) AS {}", search::hybrid_sql(Some(paths), 10));
+            let prepare = format!(
+                "PREPARE {name}(text, text, text, int8[], vector) AS {}",
+                search::hybrid_sql(true, Some(paths), 10)
+            );
             sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-            let execute = format!("EXECUTE {name}('t', '{project}', 'row', '{{}}', '{q}')");
+            let execute = format!("EXECUTE {name}('t', '{project}', 'row', '{{0,0,0,0,0}}', '{q}')");
             for mode in ["force_custom_plan", "auto"] {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
                     .execute(&mut *conn)

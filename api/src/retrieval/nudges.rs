@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::retrieval::search;
+use crate::retrieval::search::{self, Fusion, Mode, SearchOptions};
 use crate::runtime::state::AppState;
 use crate::security::auth::Principal;
 use crate::security::permissions::Perm;
@@ -31,7 +31,8 @@ pub async fn for_content(state: &AppState, p: &Principal, content: &str) -> AppR
         return Ok(Vec::new());
     }
     let query = format!("{} failed error expired warning deprecated issue problem", intents.join(" "));
-    let hits = search::hybrid(state, &p.scope, &query, 5, NUDGE_WEIGHT).await?;
+    let options = SearchOptions { mode: Mode::Hybrid, fusion: Fusion::Weighted { weight: NUDGE_WEIGHT } };
+    let hits = search::hybrid(state, &p.scope, &query, 5, options).await?;
     let mut nudges: Vec<Value> = Vec::new();
     for hit in hits.into_iter().filter(|h| p.require(Perm::Read(h.layer)).is_ok()) {
         let text: String = ["content", "description", "goal", "outcome"]

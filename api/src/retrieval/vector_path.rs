@@ -10,7 +10,8 @@
 //! 0.94; docs/performance.md).
 //!
 //! Sizes are counted once per scope and kept in this pod for `PINAK_SCOPE_SIZE_TTL_SECS`, so
-//! a search pays no count. The choice is only a cost decision: both paths return the scope's
+//! a search pays no count. The keyword list reuses them as its collection size (`N` of its
+//! IDF, keyword.rs). The choice is only a cost decision: both paths return the scope's
 //! rows, so a stale size never returns another scope's data or a wrong result set, at worst
 //! a slower plan (or HNSW's recall) until the entry expires.
 
@@ -73,7 +74,7 @@ static MEASURE_SQL: LazyLock<String> = LazyLock::new(|| {
         .enumerate()
         .map(|(i, layer)| {
             format!(
-                "(SELECT n FROM n{i}) <= (SELECT lim FROM l{i}), coalesce(pg_get_indexdef(to_regclass('{}_hnsw')) LIKE '%halfvec_l2_ops%', false)",
+                "(SELECT n FROM n{i}) <= (SELECT lim FROM l{i}), coalesce(pg_get_indexdef(to_regclass('{}_hnsw')) LIKE '%halfvec_l2_ops%', false), (SELECT n FROM n{i})",
                 layer.table()
             )
         })
@@ -81,9 +82,23 @@ static MEASURE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("WITH {} SELECT {}", columns.join(",\n"), picks.join(", "))
 });
 
+/// What a scope's measurement yields: each vectorised layer's path, and its row count (exact
+/// up to the rule's limit, then a lower bound: the count stops one past it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeStats {
+    pub paths: Paths,
+    pub rows: [i64; 3],
+}
+
 /// Counts the scope's rows and applies `rule` (one round trip).
 pub async fn measure(conn: &mut PgConnection, scope: &Scope, rule: Rule) -> Result<Paths, sqlx::Error> {
-    let row: (bool, bool, bool, bool, bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(MEASURE_SQL.as_str()))
+    Ok(measure_stats(conn, scope, rule).await?.paths)
+}
+
+/// `measure`, with the counts.
+pub async fn measure_stats(conn: &mut PgConnection, scope: &Scope, rule: Rule) -> Result<ScopeStats, sqlx::Error> {
+    type Row = (bool, bool, i64, bool, bool, i64, bool, bool, i64);
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(MEASURE_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
         .bind(rule.max_rows)
@@ -95,14 +110,14 @@ pub async fn measure(conn: &mut PgConnection, scope: &Scope, rule: Rule) -> Resu
         (false, true) => VectorPath::HnswHalf,
         (false, false) => VectorPath::Hnsw,
     };
-    Ok([path(row.0, row.1), path(row.2, row.3), path(row.4, row.5)])
+    Ok(ScopeStats { paths: [path(row.0, row.1), path(row.3, row.4), path(row.6, row.7)], rows: [row.2, row.5, row.8] })
 }
 
 /// The pod's cache of measured paths, keyed by scope.
 pub struct PathCache {
     rule: Rule,
     ttl: Duration,
-    entries: Mutex<HashMap<(String, String), (Instant, Paths)>>,
+    entries: Mutex<HashMap<(String, String), (Instant, ScopeStats)>>,
 }
 
 impl PathCache {
@@ -112,22 +127,27 @@ impl PathCache {
 
     /// The scope's paths: cached, or measured on `conn` and cached.
     pub async fn paths(&self, conn: &mut PgConnection, scope: &Scope) -> Result<Paths, sqlx::Error> {
+        Ok(self.stats(conn, scope).await?.paths)
+    }
+
+    /// The scope's paths and row counts: cached, or measured on `conn` and cached.
+    pub async fn stats(&self, conn: &mut PgConnection, scope: &Scope) -> Result<ScopeStats, sqlx::Error> {
         let key = (scope.tenant.clone(), scope.project.clone());
-        if let Some((at, paths)) = self.lock().get(&key)
+        if let Some((at, stats)) = self.lock().get(&key)
             && at.elapsed() < self.ttl
         {
-            return Ok(*paths);
+            return Ok(*stats);
         }
-        let paths = measure(conn, scope, self.rule).await?;
+        let stats = measure_stats(conn, scope, self.rule).await?;
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (Instant::now(), paths));
-        Ok(paths)
+        entries.insert(key, (Instant::now(), stats));
+        Ok(stats)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Paths)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, ScopeStats)>> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts).
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -145,15 +145,15 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
             post(memory::add_event),
         ),
         (
-            op!("get" "/api/v1/memory/search", "Hybrid search across layers", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("k", "integer", false, "1..100, default 5")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/search", "Hybrid search across layers", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("k", "integer", false, "1..100, default 5"), ("mode", "string", false, "hybrid (default), keyword or vector: which lists run"), ("fusion", "string", false, "rrf (default) or weighted: how the lists merge"), ("rrf_k", "number", false, "1..1000, default 60 (fusion=rrf)"), ("weight", "number", false, "0..1, the vector share (fusion=weighted; implies it), default 0.5")], b: Body::None, ok: 200, e: &[422]),
             get(memory::search),
         ),
         (
-            op!("get" "/api/v1/memory/retrieve_context", "Hybrid search grouped by layer", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 20")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/retrieve_context", "Hybrid search grouped by layer", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 20"), ("mode", "string", false, "hybrid (default), keyword or vector: which lists run"), ("fusion", "string", false, "rrf (default) or weighted: how the lists merge"), ("rrf_k", "number", false, "1..1000, default 60 (fusion=rrf)"), ("weight", "number", false, "0..1, the vector share (fusion=weighted; implies it), default 0.5")], b: Body::None, ok: 200, e: &[422]),
             get(memory::retrieve_context),
         ),
         (
-            op!("get" "/api/v1/memory/rag/search", "Literal word match on rag snippets", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 10")], b: Body::None, ok: 200, e: &[422]),
+            op!("get" "/api/v1/memory/rag/search", "Rag snippets holding any word of the query, newest first", Read, q: &[("query", "string", true, "at most 1000 characters, words at most 100"), ("limit", "integer", false, "1..100, default 10")], b: Body::None, ok: 200, e: &[422]),
             get(memory::rag_search),
         ),
         (

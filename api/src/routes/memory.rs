@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::governance::access::{self, Access};
 use crate::governance::actor::Actor;
 use crate::governance::clients;
-use crate::retrieval::search::{self, DEFAULT_VECTOR_WEIGHT};
+use crate::retrieval::search::{self, SearchOptions};
 use crate::routes::paging::{self, Cursor};
 use crate::runtime::state::AppState;
 use crate::security::auth::Principal;
@@ -429,6 +429,22 @@ pub async fn add_event(
     Ok(created(row))
 }
 
+/// The ranking options `/search` and `/retrieve_context` accept (`fusion.rs`), read from the
+/// same query string as the route's own parameters.
+#[derive(Deserialize)]
+pub struct RankingParams {
+    mode: Option<String>,
+    fusion: Option<String>,
+    rrf_k: Option<f64>,
+    weight: Option<f64>,
+}
+
+impl RankingParams {
+    fn options(&self) -> AppResult<SearchOptions> {
+        SearchOptions::parse(self.mode.as_deref(), self.fusion.as_deref(), self.rrf_k, self.weight)
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SearchQuery {
     query: String,
@@ -453,11 +469,13 @@ pub async fn search(
     State(state): State<AppState>,
     p: Principal,
     QueryParams(q): QueryParams<SearchQuery>,
+    QueryParams(ranking): QueryParams<RankingParams>,
 ) -> AppResult<Json<Vec<Value>>> {
     let k = check_range("k", q.k, 1, 100)?;
     search::check_query(&q.query)?;
+    let options = ranking.options()?;
     p.require(Perm::Search)?;
-    let hits = search::hybrid(&state, &p.scope, &q.query, k, DEFAULT_VECTOR_WEIGHT).await?;
+    let hits = search::hybrid(&state, &p.scope, &q.query, k, options).await?;
     log_read(&state, &p, "search_memory", &q.query, hits.len()).await?;
     Ok(Json(
         hits.iter()
@@ -500,16 +518,18 @@ pub async fn retrieve_context(
     State(state): State<AppState>,
     p: Principal,
     QueryParams(q): QueryParams<ContextQuery>,
+    QueryParams(ranking): QueryParams<RankingParams>,
 ) -> AppResult<Json<Value>> {
     let limit = check_range("limit", q.limit, 1, 100)?;
     search::check_query(&q.query)?;
+    let options = ranking.options()?;
     p.require(Perm::Search)?;
     {
         let mut tx = state.pool.begin().await?;
         clients::observe(&mut tx, &p.scope, &p, &Actor::from(&p)).await?;
         tx.commit().await?;
     }
-    let hits = search::hybrid(&state, &p.scope, &q.query, limit, DEFAULT_VECTOR_WEIGHT).await?;
+    let hits = search::hybrid(&state, &p.scope, &q.query, limit, options).await?;
     let mut out = json!({ "semantic": [], "episodic": [], "procedural": [], "rag": [], "working": [] });
     for h in &hits {
         if let Some(list) = out.get_mut(h.layer.name()).and_then(Value::as_array_mut) {
@@ -539,7 +559,7 @@ pub async fn rag_search(
     search::check_query(&q.query)?;
     p.require(Perm::Search)?;
     let mut conn = state.pool.acquire().await?;
-    let rows = search::rag_like(&mut conn, &p.scope, &q.query, limit).await?;
+    let rows = search::rag_matches(&mut conn, &p.scope, &q.query, limit).await?;
     drop(conn);
     log_read(&state, &p, "rag_search", &q.query, rows.len()).await?;
     Ok(Json(

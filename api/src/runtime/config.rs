@@ -72,6 +72,9 @@ pub struct Config {
     pub max_connections: usize,
     pub audit_signing_key: Option<String>,
     pub hnsw_ef_search: u32,
+    /// `PINAK_TEXT_SEARCH_CONFIG`: the Postgres text-search configuration that parses search
+    /// queries (stop words, stemming; api/src/retrieval/keyword.rs).
+    pub text_search_config: String,
     /// `PINAK_EXACT_SEARCH_MAX_ROWS` and `PINAK_EXACT_SEARCH_MAX_FRACTION`: scopes this small
     /// are searched exactly (api/src/retrieval/vector_path.rs).
     pub exact_search_max_rows: i64,
@@ -185,6 +188,19 @@ impl Config {
                         "PINAK_HNSW_EF_SEARCH",
                         &n.to_string(),
                         "must be between 1 and 1000 (pgvector's range)",
+                    ));
+                }
+            },
+            // Postgres checks that the configuration exists when the first connection sets it,
+            // which `lifecycle::prepare` does before the service reports ready.
+            text_search_config: match get("PINAK_TEXT_SEARCH_CONFIG") {
+                None => "english".into(),
+                Some(c) if is_identifier(&c) => c,
+                Some(c) => {
+                    return Err(invalid(
+                        "PINAK_TEXT_SEARCH_CONFIG",
+                        &c,
+                        "expected the name of a PostgreSQL text-search configuration, such as english, simple or german",
                     ));
                 }
             },

@@ -15,7 +15,7 @@ pub use pinak_migrations::MIGRATOR;
 
 /// Options of every pool: the URL with the credential files' user and password
 /// (api/src/security/credentials.rs), and the session settings of every connection. The HNSW
-/// ones serve search.rs: set once per connection instead of per query, so a search stays one
+/// ones serve search.rs, the text-search configuration its keyword leg (keyword.rs): set once per connection instead of per query, so a search stays one
 /// round trip.
 pub fn connect_options(cfg: &Config, credentials: &Credentials) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(credentials
@@ -25,6 +25,7 @@ pub fn connect_options(cfg: &Config, credentials: &Credentials) -> Result<PgConn
             ("timezone", "UTC"),
             ("hnsw.ef_search", cfg.hnsw_ef_search.to_string().as_str()),
             ("hnsw.iterative_scan", "relaxed_order"),
+            ("default_text_search_config", cfg.text_search_config.as_str()),
         ])
         .application_name("pinak-api"))
 }

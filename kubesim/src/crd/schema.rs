@@ -1872,7 +1872,10 @@ mod tests {
         let spec = &obj["spec"];
         assert_eq!(spec["auth"], json!({"audience": "pinak-memory-api", "issuer": "pinak-memory"}));
         assert_eq!(spec["embedding"], json!({"backend": "local", "dimensions": 384}));
-        assert_eq!(spec["index"], json!({"efConstruction": 64, "efSearch": 100, "halfvec": true, "m": 16}));
+        assert_eq!(
+            spec["index"],
+            json!({"efConstruction": 64, "efSearch": 100, "halfvec": true, "m": 16, "textSearchConfig": "english"})
+        );
         assert_eq!(spec["paused"], json!(false));
         assert_eq!(spec["retention"], json!({"accessLogDays": 90}));
         assert_eq!(spec["vault"]["kvMount"], json!("secret"));

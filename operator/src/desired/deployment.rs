@@ -262,6 +262,7 @@ pub fn env(spec: &MemoryStoreSpec, names: &StoreNames, config: &OperatorConfig) 
         env.push(value("PINAK_MODEL_DIR", dir.clone()));
     }
     env.push(value("PINAK_HNSW_EF_SEARCH", spec.index.ef_search.to_string()));
+    env.push(value("PINAK_TEXT_SEARCH_CONFIG", spec.index.text_search_config.clone()));
     env.push(value("PINAK_ACCESS_LOG_RETENTION_DAYS", spec.retention.access_log_days.to_string()));
     env.push(value("PINAK_QUARANTINE_UNTRUSTED_WRITES", spec.policy.quarantine_untrusted_writes.to_string()));
     if !spec.policy.trusted_clients.is_empty() {
@@ -360,6 +361,7 @@ mod tests {
             "PINAK_JWT_AUDIENCE",
             "PINAK_EMBEDDING_BACKEND",
             "PINAK_HNSW_EF_SEARCH",
+            "PINAK_TEXT_SEARCH_CONFIG",
             "PINAK_ACCESS_LOG_RETENTION_DAYS",
             "PINAK_QUARANTINE_UNTRUSTED_WRITES",
         ] {
