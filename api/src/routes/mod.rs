@@ -18,14 +18,18 @@ use axum::middleware;
 use crate::runtime::state::AppState;
 use crate::web::http;
 
+/// The service: the catalog's routes and `/mcp`, whose tools call those same routes
+/// in-process, all behind the request pipeline.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut routes = Router::new();
     for (op, handler) in catalog::routes() {
         // Routes sharing a path (GET/PUT/DELETE on a record) merge into one method router.
-        router = router.route(op.path, handler);
+        routes = routes.route(op.path, handler);
     }
-    router
+    let routes = routes.with_state(state.clone());
+    routes
+        .clone()
+        .merge(crate::mcp::service(state.clone(), routes))
         .route_layer(middleware::from_fn(http::tag_route))
-        .layer(middleware::from_fn_with_state(state.clone(), http::pipeline))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, http::pipeline))
 }

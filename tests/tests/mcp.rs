@@ -1,0 +1,45 @@
+//! `/mcp` driven by a real MCP client: the official Python SDK (`mcp`, pinned in
+//! scripts/stack.sh) runs tests/mcp/session.py against a real pinak-api, once per protocol
+//! generation (the initialize handshake, and the stateless 2026-07-28 envelope).
+
+use pinak_tests::{TestApi, Token};
+use serde_json::json;
+
+fn python() -> String {
+    let tools =
+        std::env::var("PINAK_TOOLS_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools").into());
+    format!("{tools}/venv/bin/python")
+}
+
+async fn session(protocol: &str) {
+    let api = TestApi::start().await;
+    let admin = Token::admin("t1", "p1").set("client_id", json!("mcp-test")).sign();
+    let reader =
+        Token::new("t1", "p1").set("scopes", json!(["memory.read"])).set("client_id", json!("mcp-test")).sign();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/session.py");
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .env("PINAK_URL", &api.base)
+        .env("PINAK_ADMIN_TOKEN", admin)
+        .env("PINAK_READER_TOKEN", reader)
+        .env("PINAK_PROTOCOL", protocol)
+        .output()
+        .await
+        .expect("the venv's python runs (scripts/stack.sh install)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{protocol}: {stdout}\n{stderr}");
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    eprintln!("{protocol}:\n{stdout}");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_python_mcp_client_lists_and_calls_every_tool_over_the_handshake() {
+    session("legacy").await;
+}
+
+#[tokio::test]
+async fn a_python_mcp_client_lists_and_calls_every_tool_statelessly() {
+    session("2026-07-28").await;
+}
