@@ -54,6 +54,24 @@ impl Api {
         self.send("POST", path, self.http.post(self.url(path)).json(body))
     }
 
+    /// POSTs `body` as is, with the token and `headers`; any status comes back (the MCP
+    /// bridge relays it). Only a transport failure is an error.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        body: String,
+        headers: &[(&str, String)],
+    ) -> Result<reqwest::blocking::Response, Failure> {
+        let mut req = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().map_err(|e| Failure::Unreachable(format!("cannot reach {}: {}", self.base, error_chain(&e))))
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }

@@ -3,6 +3,7 @@
 
 mod client;
 mod jsonl;
+mod mcp;
 mod memory;
 mod mint;
 mod ops;
@@ -94,6 +95,8 @@ enum Command {
     },
     /// Check that the API is reachable and ready and that it accepts the token
     Doctor,
+    /// Serve the API's MCP tools on stdin/stdout, for agents that launch MCP servers as commands
+    Mcp,
     /// Print a shell completion script, e.g. `pinak completions bash > ~/.local/share/bash-completion/completions/pinak`
     Completions {
         #[arg(value_enum)]
@@ -129,7 +132,7 @@ impl Failure {
         }
     }
 
-    fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             Failure::Usage(m)
             | Failure::Unreachable(m)
@@ -170,6 +173,7 @@ fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Working { command } => streams::working(g, command),
         Command::Clients { command } => streams::clients(g, command),
         Command::Doctor => ops::doctor(g),
+        Command::Mcp => mcp::run(g),
         Command::Completions { shell } => completions(*shell),
     }
 }
@@ -190,6 +194,8 @@ fn main() -> ExitCode {
         }
     };
     match run(&cli) {
+        // `mcp` has written its protocol stream and has nothing to add.
+        Ok(out) if out.is_empty() => ExitCode::SUCCESS,
         Ok(out) => {
             // Write errors (e.g. a closed pipe) must not panic.
             let mut stdout = std::io::stdout().lock();

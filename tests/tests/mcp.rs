@@ -1,6 +1,7 @@
 //! `/mcp` driven by a real MCP client: the official Python SDK (`mcp`, pinned in
 //! scripts/stack.sh) runs tests/mcp/session.py against a real pinak-api, once per protocol
-//! generation (the initialize handshake, and the stateless 2026-07-28 envelope).
+//! generation (the initialize handshake, and the stateless 2026-07-28 envelope), and once
+//! through `pinak mcp` (the CLI's stdio bridge).
 
 use pinak_tests::{TestApi, Token};
 use serde_json::json;
@@ -11,13 +12,17 @@ fn python() -> String {
     format!("{tools}/venv/bin/python")
 }
 
-async fn session(protocol: &str) {
+async fn session(protocol: &str, through_cli: bool) {
     let api = TestApi::start().await;
     let admin = Token::admin("t1", "p1").set("client_id", json!("mcp-test")).sign();
     let reader =
         Token::new("t1", "p1").set("scopes", json!(["memory.read"])).set("client_id", json!("mcp-test")).sign();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/session.py");
-    let out = tokio::process::Command::new(python())
+    let mut cmd = tokio::process::Command::new(python());
+    if through_cli {
+        cmd.env("PINAK_CLI", pinak_tests::operator::workspace_bin("pinak"));
+    }
+    let out = cmd
         .arg(script)
         .env("PINAK_URL", &api.base)
         .env("PINAK_ADMIN_TOKEN", admin)
@@ -36,10 +41,15 @@ async fn session(protocol: &str) {
 
 #[tokio::test]
 async fn a_python_mcp_client_lists_and_calls_every_tool_over_the_handshake() {
-    session("legacy").await;
+    session("legacy", false).await;
 }
 
 #[tokio::test]
 async fn a_python_mcp_client_lists_and_calls_every_tool_statelessly() {
-    session("2026-07-28").await;
+    session("2026-07-28", false).await;
+}
+
+#[tokio::test]
+async fn pinak_mcp_bridges_stdio_to_the_api() {
+    session("legacy", true).await;
 }
