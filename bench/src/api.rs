@@ -18,9 +18,15 @@ pub const SECRET: &str = "pinak-bench-secret-0123456789-abcdefghijklmnop";
 pub const TENANT: &str = "bench";
 
 pub fn token(project: &str) -> String {
+    token_for(TENANT, project)
+}
+
+/// A read/write agent token for any tenant (the quality benchmark keeps one tenant per
+/// conversation).
+pub fn token_for(tenant: &str, project: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
-        "sub": "bench-agent", "tenant": TENANT, "project_id": project,
+        "sub": "bench-agent", "tenant": tenant, "project_id": project,
         "iss": "pinak-memory", "aud": "pinak-memory-api",
         "iat": now, "exp": now + 86_400, "jti": uuid::Uuid::new_v4().to_string(),
         "scopes": ["memory.read", "memory.write"], "roles": ["agent"], "client_id": "bench-client",

@@ -11,6 +11,7 @@ mod corpus;
 mod cpu;
 mod load;
 mod operator;
+mod quality;
 mod report;
 mod sql;
 
@@ -52,6 +53,7 @@ const VARIANT_MAX_DOCS: usize = 200_000;
 
 const USAGE: &str =
     "usage: pinak-bench operator [--stores 1,10,100] ...   (the operator's reconcile benchmark; operator --help)
+       pinak-bench quality --locomo FILE ...          (retrieval quality on LoCoMo; quality --help)
        pinak-bench [--size 1k|10k|100k|N] [--quick] [--database-url URL] [--api-bin PATH]
                    [--model-dir DIR] [--cache-dir DIR] [--doc FILE] [--seconds S] [--keep] [--real N]
 
@@ -225,6 +227,7 @@ async fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let result = match argv.first().map(String::as_str) {
         Some("operator") => operator::main(&argv[1..]).await,
+        Some("quality") => quality::main(&argv[1..]).await,
         _ => run().await,
     };
     match result {
@@ -1162,9 +1165,7 @@ async fn run() -> Result<()> {
     std::fs::write(&results, &md)?;
     println!("results written to {}", results.display());
     if let Some(doc) = &args.doc {
-        let old = std::fs::read_to_string(doc).unwrap_or_default();
-        std::fs::write(doc, report::splice(&old, &label, &md))?;
-        println!("results section '{label}' updated in {}", doc.display());
+        report::write_section(doc, &label, &md)?;
     }
     Ok(())
 }

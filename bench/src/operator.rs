@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::cpu::process_seconds;
-use crate::report::{Table, splice};
+use crate::report::Table;
 
 /// The image name mapped to the `pinak-api` binary in kubesim.
 const API_IMAGE: &str = "pinak:bench";
@@ -705,9 +705,7 @@ pub async fn main(argv: &[String]) -> Result<()> {
 
     println!("\n{md}");
     if let Some(doc) = &args.doc {
-        let old = std::fs::read_to_string(doc).unwrap_or_default();
-        std::fs::write(doc, splice(&old, DOC_LABEL, &md))?;
-        println!("results section '{DOC_LABEL}' updated in {}", doc.display());
+        crate::report::write_section(doc, DOC_LABEL, &md)?;
     }
     Ok(())
 }

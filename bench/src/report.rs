@@ -94,6 +94,14 @@ pub fn recall(v: Option<f64>) -> String {
 
 /// Replaces the text between `<!-- bench-results:LABEL -->` and `<!-- /bench-results:LABEL -->`
 /// in `doc` (appending the block when the markers are missing).
+/// Replaces (or appends) the results section `label` of the Markdown file `doc` with `md`.
+pub fn write_section(doc: &std::path::Path, label: &str, md: &str) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(doc).unwrap_or_default();
+    std::fs::write(doc, splice(&old, label, md))?;
+    println!("results section '{label}' updated in {}", doc.display());
+    Ok(())
+}
+
 pub fn splice(doc: &str, label: &str, body: &str) -> String {
     let begin = format!("<!-- bench-results:{label} -->");
     let end = format!("<!-- /bench-results:{label} -->");

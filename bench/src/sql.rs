@@ -319,6 +319,8 @@ pub struct SqlSearch {
     /// The vector paths the API's rule picks for this scope and its sizes (hybrid only),
     /// measured once as the API's cache keeps them.
     stats: Option<ScopeStats>,
+    /// The store's common lexemes, read once as the API's cache keeps them.
+    common: pinak_api::retrieval::keyword::Common,
     sql: Arc<String>,
     project: &'static str,
     vectors: Arc<Vec<Vec<f32>>>,
@@ -356,7 +358,23 @@ impl SqlSearch {
             _ => None,
         };
         let sql = Arc::new(kind.sql(stats.map(|s| s.paths)));
-        Ok(SqlSearch { conn, stats, sql, project, vectors: shared.vectors.clone(), texts: shared.texts.clone(), truth })
+        let common = match kind {
+            Kind::Hybrid { .. } => {
+                let cache = pinak_api::retrieval::keyword::CommonTerms::default();
+                std::sync::Arc::unwrap_or_clone(cache.get(&mut conn).await?)
+            }
+            _ => Default::default(),
+        };
+        Ok(SqlSearch {
+            conn,
+            stats,
+            common,
+            sql,
+            project,
+            vectors: shared.vectors.clone(),
+            texts: shared.texts.clone(),
+            truth,
+        })
     }
 
     /// The plan Postgres picks for this path (first vector scan node), for the report.
@@ -388,7 +406,7 @@ impl Op for SqlSearch {
                 &mut self.conn,
                 &scope,
                 &self.texts[q],
-                Some([s, e, p, 0, 0]),
+                Some(([s, e, p, 0, 0], &self.common)),
                 Some((&self.vectors[q], stats.paths)),
                 20,
             )

@@ -27,6 +27,14 @@ fn required_env(name: &str) -> String {
     })
 }
 
+/// The project venv's Python (scripts/stack.sh install): it has the MCP client library, pytest
+/// and the Python SDK.
+pub fn venv_python() -> String {
+    let tools =
+        std::env::var("PINAK_TOOLS_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools").into());
+    format!("{tools}/venv/bin/python")
+}
+
 /// Admin URL of the shared test cluster.
 pub fn database_url() -> String {
     required_env("PINAK_TEST_DATABASE_URL")

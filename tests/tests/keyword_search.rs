@@ -189,6 +189,8 @@ async fn keyword_lists_are_served_by_the_full_text_indexes() {
             .replace("$2", "'p'")
             .replace("$3", "'filler number'")
             .replace("$4", "('{0,0,0,0,0}'::int8[])")
+            .replace("$6", "'{}'::text[]")
+            .replace("$7", "'{}'::float4[]")
     );
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut db).await.unwrap();
     let plan = plan.join("\n");
@@ -234,4 +236,22 @@ async fn an_unknown_text_search_configuration_stops_the_start_with_its_name() {
         _ => vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone()),
     });
     assert!(bad.err().unwrap().to_string().contains("PINAK_TEXT_SEARCH_CONFIG"));
+}
+
+#[tokio::test]
+async fn a_term_most_memories_hold_scores_but_does_not_select() {
+    let api = TestApi::start().await;
+    let w = Token::new("t1", "p1").sign();
+    let items: Vec<_> = (0..80).map(|i| json!({ "content": format!("filler note number {i}") })).collect();
+    let (s, body) = api.post(&w, "/batch", json!({ "layer": "semantic", "items": items })).await;
+    assert_eq!(s, 201, "{body}");
+    api.post(&w, "/add", json!({"content": "filler about a zebra"})).await;
+    let mut db = api.db().await;
+    sqlx::query("ANALYZE memories_semantic").execute(&mut db).await.unwrap();
+    // "filler" is in every row: with a rarer term beside it, only the rarer term selects.
+    let got = search(&api, &w, "filler zebra", "&mode=keyword").await;
+    assert_eq!(got, ["filler about a zebra"], "{got:?}");
+    // Alone, the common term still selects (the rarest term always does).
+    assert_eq!(search(&api, &w, "filler", "&mode=keyword").await.len(), 10);
+    api.stop().await;
 }

@@ -6,19 +6,13 @@
 use pinak_tests::{TestApi, Token};
 use serde_json::json;
 
-fn python() -> String {
-    let tools =
-        std::env::var("PINAK_TOOLS_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools").into());
-    format!("{tools}/venv/bin/python")
-}
-
 async fn session(protocol: &str, through_cli: bool) {
     let api = TestApi::start().await;
     let admin = Token::admin("t1", "p1").set("client_id", json!("mcp-test")).sign();
     let reader =
         Token::new("t1", "p1").set("scopes", json!(["memory.read"])).set("client_id", json!("mcp-test")).sign();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/session.py");
-    let mut cmd = tokio::process::Command::new(python());
+    let mut cmd = tokio::process::Command::new(pinak_tests::venv_python());
     if through_cli {
         cmd.env("PINAK_CLI", pinak_tests::operator::workspace_bin("pinak"));
     }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 pub use crate::retrieval::fusion::{DEFAULT_VECTOR_WEIGHT, Fusion, Hit, Mode, SearchOptions};
-use crate::retrieval::keyword;
+use crate::retrieval::keyword::{self, Common};
 use crate::retrieval::vector_path::{Paths, VectorPath};
 use crate::runtime::state::AppState;
 use crate::security::tenancy::Scope;
@@ -94,14 +94,15 @@ pub fn vector_order(path: VectorPath, param: &str) -> String {
 /// position, value, row JSON), where source indexes `KEYWORD_SOURCES` and then
 /// `Layer::VECTOR_LAYERS`, and value is the BM25 score of a keyword hit or the L2 distance of
 /// a vector hit. Parameters: $1 tenant, $2 project, $3 query text, $4 the keyword layers'
-/// scope sizes (int8[5], 0 when unknown), and with vectors $5 the query vector.
+/// scope sizes (int8[5], 0 when unknown), $5 the query vector (NULL without vectors), $6 and $7
+/// the store's common lexemes and their shares (`keyword::CommonTerms`).
 pub fn hybrid_sql(keyword: bool, paths: Option<Paths>, per_list: i64) -> String {
     let limit = per_list.to_string();
     let mut ctes = Vec::new();
     // (CTE, layer, is a vector list, source number)
     let mut lists: Vec<(String, Layer, bool, usize)> = Vec::new();
     if keyword {
-        ctes.push(keyword::terms_cte());
+        ctes.push(keyword::terms_cte("$6", "$7"));
         for (i, layer) in KEYWORD_SOURCES.into_iter().enumerate() {
             let name = format!("k{i}");
             let (filter, at) = keyword_shape(layer);
@@ -133,24 +134,27 @@ static RAG_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {} SELECT {ROW_JSON} FROM {} t, kq WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ kq.anyq
          ORDER BY t.created_at DESC LIMIT $4",
-        keyword::terms_cte(),
+        keyword::terms_cte("$5", "$6"),
         Layer::Rag.table()
     )
 });
 
-/// Rag snippets matching any term of the query (the keyword leg's match, from the GIN
-/// index), newest first (`GET /rag/search`).
+/// Rag snippets matching the query's terms (the keyword leg's match, from the GIN index),
+/// newest first (`GET /rag/search`).
 pub async fn rag_matches(
     conn: &mut PgConnection,
     scope: &Scope,
     query: &str,
     limit: i64,
+    common: &Common,
 ) -> Result<Vec<Value>, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(RAG_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
         .bind(query)
         .bind(limit)
+        .bind(&common.elems)
+        .bind(&common.freqs)
         .fetch_all(conn)
         .await
 }
@@ -173,22 +177,25 @@ pub async fn candidates(
     conn: &mut PgConnection,
     scope: &Scope,
     query: &str,
-    keyword: Option<[i64; 5]>,
+    keyword: Option<([i64; 5], &Common)>,
     vector: Option<(&[f32], Paths)>,
     per_list: i64,
 ) -> Result<Candidates, sqlx::Error> {
     // The limit and the paths are part of the text, so each combination is its own prepared
     // statement (per connection): clients use a handful of limits, and there are 8 paths.
     let sql = hybrid_sql(keyword.is_some(), vector.map(|(_, paths)| paths), per_list);
-    let mut q = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql))
+    let empty = Common::default();
+    let (sizes, common) = keyword.unwrap_or(([0; 5], &empty));
+    let mut rows = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql))
         .bind(&scope.tenant)
         .bind(&scope.project)
         .bind(query)
-        .bind(keyword.unwrap_or_default().to_vec());
-    if let Some((v, _)) = vector {
-        q = q.bind(pgvector::Vector::from(v.to_vec()));
-    }
-    let mut rows = q.fetch_all(conn).await?;
+        .bind(sizes.to_vec())
+        .bind(vector.map(|(v, _)| pgvector::Vector::from(v.to_vec())))
+        .bind(&common.elems)
+        .bind(&common.freqs)
+        .fetch_all(conn)
+        .await?;
     rows.sort_by_key(|r| (r.0, r.1));
     let mut out =
         Candidates { legs: usize::from(keyword.is_some()) + usize::from(vector.is_some()), ..Default::default() };
@@ -215,9 +222,10 @@ pub async fn hybrid(
     let qv = if options.mode.vector() { state.embedder.embed_one(query).await? } else { None };
     let mut conn = state.pool.acquire().await?;
     let stats = state.vector_paths.stats(&mut conn, scope).await?;
+    let common = state.common_terms.get(&mut conn).await?;
     let keyword = options.mode.keyword().then(|| {
         let [s, e, p] = stats.rows;
-        [s, e, p, 0, 0]
+        ([s, e, p, 0, 0], common.as_ref())
     });
     let vector = qv.as_deref().map(|v| (v, stats.paths));
     if vector.is_none() && options.mode == Mode::Vector {

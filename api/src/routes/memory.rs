@@ -559,7 +559,8 @@ pub async fn rag_search(
     search::check_query(&q.query)?;
     p.require(Perm::Search)?;
     let mut conn = state.pool.acquire().await?;
-    let rows = search::rag_matches(&mut conn, &p.scope, &q.query, limit).await?;
+    let common = state.common_terms.get(&mut conn).await?;
+    let rows = search::rag_matches(&mut conn, &p.scope, &q.query, limit, &common).await?;
     drop(conn);
     log_read(&state, &p, "rag_search", &q.query, rows.len()).await?;
     Ok(Json(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use sqlx::PgPool;
 
 use crate::embedding::Embedder;
+use crate::retrieval::keyword::CommonTerms;
 use crate::retrieval::vector_path::{PathCache, Rule};
 use crate::runtime::config::Config;
 use crate::security::auth::TokenVerifier;
@@ -56,6 +57,8 @@ pub struct Inner {
     pub schemas: LayerSchemas,
     /// Per-scope choice of exact or HNSW vector search, cached in the pod (a cost hint only).
     pub vector_paths: PathCache,
+    /// The store's common lexemes, for the keyword leg's match (retrieval/keyword.rs).
+    pub common_terms: CommonTerms,
     verification: AtomicU8,
     db_up: AtomicBool,
 }
@@ -82,6 +85,7 @@ impl AppState {
         let vector_paths = PathCache::new(rule, config.scope_size_ttl);
         AppState(Arc::new(Inner {
             vector_paths,
+            common_terms: CommonTerms::default(),
             config,
             pool,
             credentials,
