@@ -220,21 +220,23 @@ pub async fn hybrid(
 ) -> Result<Vec<Hit>, crate::web::error::AppError> {
     let limit = limit.clamp(1, 100);
     let qv = if options.mode.vector() { state.embedder.embed_one(query).await? } else { None };
-    let mut conn = state.pool.acquire().await?;
-    let stats = state.vector_paths.stats(&mut conn, scope).await?;
-    let common = state.common_terms.get(&mut conn).await?;
-    let keyword = options.mode.keyword().then(|| {
-        let [s, e, p] = stats.rows;
-        ([s, e, p, 0, 0], common.as_ref())
-    });
-    let vector = qv.as_deref().map(|v| (v, stats.paths));
-    if vector.is_none() && options.mode == Mode::Vector {
+    // Refused before any connection is taken.
+    if qv.is_none() && options.mode == Mode::Vector {
         return Err(crate::web::error::AppError::validation(
             &["query", "mode"],
             "mode=vector needs an embedding backend, and this store has none (PINAK_EMBEDDING_BACKEND=none)",
             "value_error",
         ));
     }
+    let mut conn = state.pool.acquire().await?;
+    let stats = state.vector_paths.stats(&mut conn, scope).await?;
+    // The common lexemes serve only the keyword lists.
+    let common = if options.mode.keyword() { Some(state.common_terms.get(&mut conn).await?) } else { None };
+    let keyword = common.as_deref().map(|common| {
+        let [s, e, p] = stats.rows;
+        ([s, e, p, 0, 0], common)
+    });
+    let vector = qv.as_deref().map(|v| (v, stats.paths));
     let found = candidates(&mut conn, scope, query, keyword, vector, 2 * limit).await?;
     Ok(rank(found, options.fusion, limit as usize))
 }
