@@ -130,11 +130,13 @@ async fn each_path_runs_its_plan_under_custom_and_cached_plans() {
             assert_eq!(paths[0], path, "{form} index, {project}");
             let name = format!("s_{form}_{project}");
             let prepare = format!(
-                "PREPARE {name}(text, text, text, int8[], vector, text[], float4[]) AS {}",
+                "PREPARE {name}(text, text, text[], int8[], vector, text) AS {}",
                 search::hybrid_sql(true, Some(paths), 10)
             );
             sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-            let execute = format!("EXECUTE {name}('t', '{project}', 'row', '{{0,0,0,0,0}}', '{q}', '{{}}', '{{}}')");
+            // The keyword terms as `keyword::plan` gives them for the query "row".
+            let execute =
+                format!("EXECUTE {name}('t', '{project}', ARRAY['''row'':*'], '{{0,0,0,0,0}}', '{q}', '''row'':*')");
             for mode in ["force_custom_plan", "auto"] {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
                     .execute(&mut *conn)

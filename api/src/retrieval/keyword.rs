@@ -20,10 +20,13 @@
 //!   `idf = ln(1 + (N - df + 0.5) / (df + 0.5))`. `df` and the average length come from the
 //!   scope's matching rows; `N` is the scope's size when the vector-path cache knows it (the
 //!   three vectorised layers, exact up to its counting limit), else the number of matches.
-//! * **Cost.** Matching any term reads every row holding one, so a term held by a large share of
-//!   the table (by the planner's statistics, `CommonTerms`) does not select candidates; it still
-//!   scores those the other terms select. On a 10k-row project of documentation sentences with
-//!   sentence-long queries, that cut the median candidates from ~1,050 to ~270.
+//! * **Cost.** Matching any term reads and scores every row holding one, so the terms that
+//!   select candidates are chosen in the pod, rarest first by the planner's statistics
+//!   (`CommonTerms`): a term in over `MAX_MATCH_SHARE` of a table's rows never selects, and
+//!   terms stop selecting once their estimated matches in the scope pass `MATCH_BUDGET_ROWS`.
+//!   A term that does not select still scores the candidates the others select. The query is
+//!   parsed in its own small statement so that this choice is made here, in microseconds,
+//!   rather than by matching each term against the common lexemes in SQL.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -35,21 +38,22 @@ pub const MAX_TERMS: usize = 10;
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
-/// A stem as a quoted `tsquery` operand: quotes doubled and backslashes escaped, so any stem
-/// is one literal lexeme.
-fn quoted(expr: &str) -> String {
-    format!("('''' || replace(replace({expr}, '\\', '\\\\'), '''', '''''') || '''')")
+/// A lexeme as one quoted `tsquery` operand: quotes doubled and backslashes escaped, so any
+/// lexeme, whatever it holds, is a literal and never an operator.
+fn quoted(lexeme: &str) -> String {
+    format!("'{}'", lexeme.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The `tsquery` text of one stem `l` (see the module comment for the rules).
-fn term_text(l: &str) -> String {
-    let q = quoted(l);
-    let y = quoted(&format!("left({l}, -1) || 'y'"));
-    let plural = quoted(&format!("{l} || 's'"));
-    format!(
-        "CASE WHEN length({l}) >= 4 THEN {q} || ':*' || CASE WHEN right({l}, 1) = 'i' THEN ' | ' || {y} ELSE '' END
-              ELSE {q} || ' | ' || {plural} END"
-    )
+/// The `tsquery` text of one stem (see the module comment for the rules).
+pub fn term_query(stem: &str) -> String {
+    let q = quoted(stem);
+    if stem.chars().count() < 4 {
+        return format!("{q} | {}", quoted(&format!("{stem}s")));
+    }
+    match stem.strip_suffix('i') {
+        Some(base) => format!("{q}:* | {}", quoted(&format!("{base}y"))),
+        None => format!("{q}:*"),
+    }
 }
 
 /// A term is left out of the match (it still scores) when the store's statistics put it in
@@ -57,26 +61,62 @@ fn term_text(l: &str) -> String {
 /// yet matching it means reading and scoring a tenth of a large scope.
 pub const MAX_MATCH_SHARE: f64 = 0.02;
 
-/// CTE `kq`: the query's terms (`$3`) as an array of `tsquery` (`terms`, in query order) and the
-/// disjunction that selects candidates (`anyq`): every term but the common ones (see
-/// `MAX_MATCH_SHARE`; estimated from `elems`/`freqs`, the store's most common lexemes and their
-/// shares, `CommonTerms`), or the rarest term when all are common. NULL when the query has no
-/// term, which matches nothing.
-pub fn terms_cte(elems: &str, freqs: &str) -> String {
+/// Rows the selecting terms may be expected to match in a scope: past it, the rarer terms
+/// select alone. Memories holding only the more common words of the query are then left to
+/// the vector leg; the rare words are the ones that tell memories apart.
+pub const MATCH_BUDGET_ROWS: f64 = 250.0;
+
+/// The query's lexemes (the store's configuration: stop words dropped, words stemmed), in
+/// order of first appearance, at most `MAX_TERMS`.
+static LEXEMES_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "kt AS (SELECT min(p) AS at, e.lexeme AS lx, {tq} AS tq
-               FROM unnest(to_tsvector($3)) e, unnest(e.positions) p
-               GROUP BY e.lexeme ORDER BY min(p) LIMIT {MAX_TERMS}),
-         ks AS (SELECT kt.*, coalesce((SELECT sum(c.f) FROM unnest({elems}::text[], {freqs}::float4[]) c(el, f)
-                    WHERE CASE WHEN length(kt.lx) >= 4 THEN starts_with(c.el, kt.lx) ELSE c.el IN (kt.lx, kt.lx || 's') END), 0) AS share
-                FROM kt),
-         kq AS (SELECT array_agg(tq::tsquery ORDER BY at) AS terms,
-                       coalesce(string_agg('(' || tq || ')', ' | ') FILTER (WHERE share <= {MAX_MATCH_SHARE}),
-                                (SELECT tq FROM ks ORDER BY share, at LIMIT 1))::tsquery AS anyq
-                FROM ks)",
-        tq = term_text("e.lexeme")
+        "SELECT e.lexeme FROM unnest(to_tsvector($1)) e
+         ORDER BY (SELECT min(p) FROM unnest(e.positions) p), e.lexeme LIMIT {MAX_TERMS}"
     )
+});
+
+/// The lexemes of `query` (see `LEXEMES_SQL`); none, without a round trip, for a blank query.
+pub async fn lexemes(conn: &mut PgConnection, query: &str) -> Result<Vec<String>, sqlx::Error> {
+    if query.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(LEXEMES_SQL.as_str())).bind(query).fetch_all(conn).await
 }
+
+/// A query's keyword terms as the search statement takes them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Terms {
+    /// One `tsquery` per lexeme, in query order: each scores the rows holding it.
+    pub each: Vec<String>,
+    /// The disjunction that selects candidates; `None` (no lexeme) matches nothing.
+    pub any: Option<String>,
+}
+
+/// Chooses the selecting terms of `lexemes` (see `MAX_MATCH_SHARE` and `MATCH_BUDGET_ROWS`):
+/// rarest first by `common`'s shares, the rarest always. `scope_rows` is the largest known
+/// scope size of the searched layers (0 when none is known: then only the share rule holds).
+pub fn plan(lexemes: &[String], common: &Common, scope_rows: i64) -> Terms {
+    let each: Vec<String> = lexemes.iter().map(|l| term_query(l)).collect();
+    let mut order: Vec<(f64, usize)> = lexemes.iter().map(|l| common.share(l)).zip(0..).collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut chosen = Vec::new();
+    let mut expected = 0.0;
+    for (share, i) in order {
+        expected += share * scope_rows as f64;
+        if !chosen.is_empty() && (share > MAX_MATCH_SHARE || expected > MATCH_BUDGET_ROWS) {
+            break;
+        }
+        chosen.push(i);
+    }
+    chosen.sort_unstable();
+    let any =
+        (!chosen.is_empty()).then(|| chosen.iter().map(|&i| format!("({})", each[i])).collect::<Vec<_>>().join(" | "));
+    Terms { each, any }
+}
+
+/// CTE `kq`: the terms (`$3`, text[]) as `tsquery`s and the selecting disjunction (`$6`; NULL
+/// matches nothing), both built by `plan` from the lexemes Postgres returned.
+pub const TERMS_CTE: &str = "kq AS (SELECT $3::text[]::tsquery[] AS terms, $6::text::tsquery AS anyq)";
 
 /// The most common lexemes of the store's text columns and their shares of rows, from the
 /// planner's statistics (`pg_stats.most_common_elems`, kept by ANALYZE), kept in the pod: the
@@ -85,11 +125,39 @@ pub struct CommonTerms {
     entry: Mutex<Option<(Instant, Arc<Common>)>>,
 }
 
-/// Parallel lists: lexeme, and the largest share of rows holding it in any text table.
+/// Lexemes with the largest share of rows holding each in any text table, sorted bytewise
+/// (for prefix ranges).
 #[derive(Clone, Default, Debug)]
 pub struct Common {
-    pub elems: Vec<String>,
-    pub freqs: Vec<f32>,
+    entries: Vec<(String, f64)>,
+    /// The share assumed for a lexeme the statistics do not list: half the smallest listed
+    /// (they keep lexemes above a cutoff); 0 when nothing is listed (no ANALYZE yet).
+    unlisted: f64,
+}
+
+impl Common {
+    pub fn new(mut entries: Vec<(String, f64)>) -> Self {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let unlisted = entries.iter().map(|e| e.1).reduce(f64::min).unwrap_or(0.0) / 2.0;
+        Self { entries, unlisted }
+    }
+
+    fn exact(&self, lexeme: &str) -> f64 {
+        self.entries.binary_search_by(|e| e.0.as_str().cmp(lexeme)).map_or(0.0, |i| self.entries[i].1)
+    }
+
+    /// The estimated share of rows that the stem's `term_query` matches: the shares of the
+    /// listed lexemes it matches, summed (an upper bound), or `unlisted`.
+    pub fn share(&self, stem: &str) -> f64 {
+        let listed = if stem.chars().count() < 4 {
+            self.exact(stem) + self.exact(&format!("{stem}s"))
+        } else {
+            let from = self.entries.partition_point(|e| e.0.as_str() < stem);
+            let prefixed: f64 = self.entries[from..].iter().take_while(|e| e.0.starts_with(stem)).map(|e| e.1).sum();
+            prefixed + stem.strip_suffix('i').map_or(0.0, |base| self.exact(&format!("{base}y")))
+        };
+        if listed > 0.0 { listed } else { self.unlisted }
+    }
 }
 
 /// How long statistics are reused; an empty answer (no ANALYZE yet) is asked again sooner.
@@ -100,7 +168,7 @@ static COMMON_SQL: LazyLock<String> = LazyLock::new(|| {
     let tables: Vec<String> =
         crate::retrieval::search::KEYWORD_SOURCES.iter().map(|l| format!("'{}'", l.table())).collect();
     format!(
-        "SELECT u.el, max(u.f)::float4 FROM pg_stats s,
+        "SELECT u.el, max(u.f)::float8 FROM pg_stats s,
              unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) u(el, f)
          WHERE s.schemaname = current_schema() AND s.attname = 'fts' AND s.tablename IN ({})
            AND u.el IS NOT NULL AND u.f >= 0.001
@@ -119,16 +187,13 @@ impl CommonTerms {
     /// The cached lists, or fresh ones read on `conn`.
     pub async fn get(&self, conn: &mut PgConnection) -> Result<Arc<Common>, sqlx::Error> {
         if let Some((at, common)) = self.lock().as_ref() {
-            let ttl = if common.elems.is_empty() { EMPTY_TTL } else { COMMON_TTL };
+            let ttl = if common.entries.is_empty() { EMPTY_TTL } else { COMMON_TTL };
             if at.elapsed() < ttl {
                 return Ok(common.clone());
             }
         }
-        let rows: Vec<(String, f32)> = sqlx::query_as(sqlx::AssertSqlSafe(COMMON_SQL.as_str())).fetch_all(conn).await?;
-        let common = Arc::new(Common {
-            elems: rows.iter().map(|r| r.0.clone()).collect(),
-            freqs: rows.iter().map(|r| r.1).collect(),
-        });
+        let rows: Vec<(String, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(COMMON_SQL.as_str())).fetch_all(conn).await?;
+        let common = Arc::new(Common::new(rows));
         *self.lock() = Some((Instant::now(), common.clone()));
         Ok(common)
     }
@@ -169,6 +234,10 @@ pub fn layer_ctes(name: &str, table: &str, filter: &str, at: &str, scope_rows: &
 mod tests {
     use super::*;
 
+    fn lx(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
     #[test]
     fn every_term_slot_is_flagged_counted_and_weighed() {
         let sql = layer_ctes("k0", "memories_semantic", "", "created_at", "0", "20");
@@ -182,10 +251,54 @@ mod tests {
     }
 
     #[test]
-    fn user_text_reaches_the_statement_only_as_a_parameter() {
-        // The terms come from `$3` through to_tsvector; nothing is spliced into the text.
-        let sql = terms_cte("$5", "$6");
-        assert!(sql.contains("to_tsvector($3)"));
-        assert!(!sql.contains("to_tsquery("), "no parser of user text: {sql}");
+    fn a_lexeme_is_always_one_quoted_operand() {
+        assert_eq!(term_query("support"), "'support':*");
+        assert_eq!(term_query("famili"), "'famili':* | 'family'");
+        assert_eq!(term_query("cat"), "'cat' | 'cats'");
+        // Operators, quotes and backslashes inside a lexeme stay data.
+        assert_eq!(term_query("a'|!b"), "'a''|!b':*");
+        assert_eq!(term_query(r"x\'"), r"'x\\''' | 'x\\''s'");
+    }
+
+    #[test]
+    fn shares_sum_the_lexemes_a_term_matches() {
+        let common = Common::new(vec![
+            ("connection".into(), 0.01),
+            ("connect".into(), 0.005),
+            ("family".into(), 0.002),
+            ("cat".into(), 0.004),
+            ("cats".into(), 0.001),
+            ("catalog".into(), 0.05),
+        ]);
+        assert!((common.share("connect") - 0.015).abs() < 1e-12);
+        assert!((common.share("famili") - 0.002).abs() < 1e-12);
+        // A short stem matches itself and its plural, not every word it begins.
+        assert!((common.share("cat") - 0.005).abs() < 1e-12);
+        // Unlisted: half the smallest listed share.
+        assert!((common.share("zebra") - 0.0005).abs() < 1e-12);
+        assert_eq!(Common::default().share("zebra"), 0.0);
+    }
+
+    #[test]
+    fn common_terms_score_but_do_not_select() {
+        let common = Common::new(vec![("use".into(), 0.3), ("server".into(), 0.01)]);
+        let t = plan(&lx(&["use", "server", "revok"]), &common, 0);
+        assert_eq!(t.each, vec!["'use' | 'uses'", "'server':*", "'revok':*"]);
+        assert_eq!(t.any.as_deref(), Some("('server':*) | ('revok':*)"));
+        // All common: the rarest still selects.
+        assert_eq!(plan(&lx(&["use"]), &common, 0).any.as_deref(), Some("('use' | 'uses')"));
+        assert_eq!(plan(&[], &common, 100), Terms::default());
+    }
+
+    #[test]
+    fn the_budget_keeps_the_rarest_terms_of_a_large_scope() {
+        let common = Common::new(vec![("alpha".into(), 0.002), ("beta".into(), 0.01), ("gamma".into(), 0.015)]);
+        let words = lx(&["gamma", "beta", "alpha"]);
+        // 10,000 rows: alpha ~20, beta ~100 (120 in all), gamma ~150 (270 > 250) does not select.
+        assert_eq!(plan(&words, &common, 10_000).any.as_deref(), Some("('beta':*) | ('alpha':*)"));
+        // 100,000 rows: alpha alone is ~200.
+        assert_eq!(plan(&words, &common, 100_000).any.as_deref(), Some("('alpha':*)"));
+        // A small scope: every term under the share limit selects.
+        assert_eq!(plan(&words, &common, 500).any.as_deref(), Some("('gamma':*) | ('beta':*) | ('alpha':*)"));
     }
 }

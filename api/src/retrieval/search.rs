@@ -10,8 +10,9 @@
 //!   (pgvector 0.8) so filtered-out candidates are replaced rather than dropped.
 //!
 //! `fusion.rs` merges the lists (reciprocal-rank fusion by default). `mode=keyword|vector`
-//! runs one leg. The whole search is one SQL statement, one round trip (`hybrid_sql`); only
-//! the fusion runs here. The HNSW settings and the text-search configuration are session
+//! runs one leg. The whole search is one SQL statement (`hybrid_sql`), after a small one that
+//! parses the query into terms (`keyword::lexemes`, keyword leg only); only the choice of
+//! the selecting terms (`keyword::plan`) and the fusion run here. The HNSW settings and the text-search configuration are session
 //! settings of every pooled connection (`db.rs`).
 
 use std::sync::LazyLock;
@@ -89,20 +90,20 @@ pub fn vector_order(path: VectorPath, param: &str) -> String {
     }
 }
 
-/// The whole search as one statement (one round trip): with `keyword`, five keyword lists of
+/// The whole search as one statement: with `keyword`, five keyword lists of
 /// at most `per_list` rows; given the vector paths, three vector lists. Rows: (source,
 /// position, value, row JSON), where source indexes `KEYWORD_SOURCES` and then
 /// `Layer::VECTOR_LAYERS`, and value is the BM25 score of a keyword hit or the L2 distance of
-/// a vector hit. Parameters: $1 tenant, $2 project, $3 query text, $4 the keyword layers'
-/// scope sizes (int8[5], 0 when unknown), $5 the query vector (NULL without vectors), $6 and $7
-/// the store's common lexemes and their shares (`keyword::CommonTerms`).
+/// a vector hit. Parameters: $1 tenant, $2 project, $3 the query's terms and $6 their selecting
+/// disjunction (`keyword::plan`), $4 the keyword layers' scope sizes (int8[5], 0 when
+/// unknown), $5 the query vector (NULL without vectors).
 pub fn hybrid_sql(keyword: bool, paths: Option<Paths>, per_list: i64) -> String {
     let limit = per_list.to_string();
     let mut ctes = Vec::new();
     // (CTE, layer, is a vector list, source number)
     let mut lists: Vec<(String, Layer, bool, usize)> = Vec::new();
     if keyword {
-        ctes.push(keyword::terms_cte("$6", "$7"));
+        ctes.push(keyword::TERMS_CTE.to_owned());
         for (i, layer) in KEYWORD_SOURCES.into_iter().enumerate() {
             let name = format!("k{i}");
             let (filter, at) = keyword_shape(layer);
@@ -132,15 +133,14 @@ pub fn hybrid_sql(keyword: bool, paths: Option<Paths>, per_list: i64) -> String 
 
 static RAG_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH {} SELECT {ROW_JSON} FROM {} t, kq WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ kq.anyq
+        "SELECT {ROW_JSON} FROM {} t WHERE t.tenant = $1 AND t.project_id = $2 AND t.fts @@ $3::text::tsquery
          ORDER BY t.created_at DESC LIMIT $4",
-        keyword::terms_cte("$5", "$6"),
         Layer::Rag.table()
     )
 });
 
-/// Rag snippets matching the query's terms (the keyword leg's match, from the GIN index),
-/// newest first (`GET /rag/search`).
+/// Rag snippets matching the query's selecting terms (the keyword leg's match, from the GIN
+/// index), newest first (`GET /rag/search`).
 pub async fn rag_matches(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -148,13 +148,13 @@ pub async fn rag_matches(
     limit: i64,
     common: &Common,
 ) -> Result<Vec<Value>, sqlx::Error> {
+    let lexemes = keyword::lexemes(conn, query).await?;
+    let Some(any) = keyword::plan(&lexemes, common, 0).any else { return Ok(Vec::new()) };
     sqlx::query_scalar(sqlx::AssertSqlSafe(RAG_SQL.as_str()))
         .bind(&scope.tenant)
         .bind(&scope.project)
-        .bind(query)
+        .bind(any)
         .bind(limit)
-        .bind(&common.elems)
-        .bind(&common.freqs)
         .fetch_all(conn)
         .await
 }
@@ -171,7 +171,7 @@ pub struct Candidates {
 }
 
 /// Runs the search statement: with `keyword` (the scope sizes of `KEYWORD_SOURCES`, 0 when
-/// unknown), `per_list` rows at most from each keyword list; with a query vector, from each
+/// unknown, and the common lexemes; the query's terms are parsed first), `per_list` rows at most from each keyword list; with a query vector, from each
 /// vector list along `paths`.
 pub async fn candidates(
     conn: &mut PgConnection,
@@ -184,16 +184,20 @@ pub async fn candidates(
     // The limit and the paths are part of the text, so each combination is its own prepared
     // statement (per connection): clients use a handful of limits, and there are 8 paths.
     let sql = hybrid_sql(keyword.is_some(), vector.map(|(_, paths)| paths), per_list);
-    let empty = Common::default();
-    let (sizes, common) = keyword.unwrap_or(([0; 5], &empty));
+    let (sizes, terms) = match keyword {
+        Some((sizes, common)) => {
+            let lexemes = keyword::lexemes(conn, query).await?;
+            (sizes, keyword::plan(&lexemes, common, sizes.iter().copied().max().unwrap_or(0)))
+        }
+        None => ([0; 5], keyword::Terms::default()),
+    };
     let mut rows = sqlx::query_as::<_, (i32, i64, Option<f64>, Value)>(sqlx::AssertSqlSafe(sql))
         .bind(&scope.tenant)
         .bind(&scope.project)
-        .bind(query)
+        .bind(&terms.each)
         .bind(sizes.to_vec())
         .bind(vector.map(|(v, _)| pgvector::Vector::from(v.to_vec())))
-        .bind(&common.elems)
-        .bind(&common.freqs)
+        .bind(&terms.any)
         .fetch_all(conn)
         .await?;
     rows.sort_by_key(|r| (r.0, r.1));
