@@ -72,6 +72,29 @@ impl Api {
         req.send().map_err(|e| Failure::Unreachable(format!("cannot reach {}: {}", self.base, error_chain(&e))))
     }
 
+    /// POSTs `body` with its content type; like `post` otherwise.
+    pub fn post_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: String,
+        content_type: &str,
+    ) -> Result<Answer, Failure> {
+        let req = self.http.post(self.url(path)).query(query).header("content-type", content_type).body(body);
+        self.send("POST", path, req)
+    }
+
+    /// GETs `path` and hands back the answer unread, for bodies too large to hold.
+    pub fn get_stream(&self, path: &str) -> Result<reqwest::blocking::Response, Failure> {
+        let resp = self.open(path, self.http.get(self.url(path)))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        Err(refusal("GET", path, status, &text))
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
@@ -80,32 +103,42 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    fn send(&self, method: &str, path: &str, req: RequestBuilder) -> Result<Answer, Failure> {
+    fn open(&self, path: &str, req: RequestBuilder) -> Result<reqwest::blocking::Response, Failure> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().map_err(|e| {
+        req.send().map_err(|e| {
             if e.is_builder() {
                 Failure::Usage(format!("bad request to {}: {e}", self.url(path)))
             } else {
                 Failure::Unreachable(format!("cannot reach {}: {}", self.base, error_chain(&e)))
             }
-        })?;
+        })
+    }
+
+    fn send(&self, method: &str, path: &str, req: RequestBuilder) -> Result<Answer, Failure> {
+        let resp = self.open(path, req)?;
         let status = resp.status();
         let text = resp
             .text()
             .map_err(|e| Failure::Unreachable(format!("{method} {path}: reading the answer failed: {e}")))?;
+        if !status.is_success() {
+            return Err(refusal(method, path, status, &text));
+        }
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        if status.is_success() {
-            return Ok(Answer { status: status.as_u16(), body });
-        }
-        let msg = format!("{method} {path}: {status}: {}", detail(&body));
-        Err(match status.as_u16() {
-            401 | 403 => Failure::Auth(msg),
-            _ => Failure::Api(msg),
-        })
+        Ok(Answer { status: status.as_u16(), body })
+    }
+}
+
+/// The failure for an error answer: its status and the API's `detail`.
+fn refusal(method: &str, path: &str, status: reqwest::StatusCode, text: &str) -> Failure {
+    let body = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+    let msg = format!("{method} {path}: {status}: {}", detail(&body));
+    match status.as_u16() {
+        401 | 403 => Failure::Auth(msg),
+        _ => Failure::Api(msg),
     }
 }
 

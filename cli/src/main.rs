@@ -10,6 +10,7 @@ mod ops;
 mod output;
 mod review;
 mod streams;
+mod transfer;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -93,6 +94,8 @@ enum Command {
         #[command(subcommand)]
         command: streams::ClientsCommand,
     },
+    Export(transfer::ExportArgs),
+    Import(transfer::ImportArgs),
     /// Check that the API is reachable and ready and that it accepts the token
     Doctor,
     /// Serve the API's MCP tools on stdin/stdout, for agents that launch MCP servers as commands
@@ -172,6 +175,8 @@ fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Session { command } => streams::session(g, command),
         Command::Working { command } => streams::working(g, command),
         Command::Clients { command } => streams::clients(g, command),
+        Command::Export(args) => transfer::export(g, args),
+        Command::Import(args) => transfer::import(g, args),
         Command::Doctor => ops::doctor(g),
         Command::Mcp => mcp::run(g),
         Command::Completions { shell } => completions(*shell),

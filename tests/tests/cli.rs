@@ -367,3 +367,46 @@ async fn clients_list_and_register() {
     assert!(r.json().as_array().unwrap().iter().any(|c| c["client_id"] == "ci-bot"), "{}", r.stdout);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn export_and_import_round_trip() {
+    let api = TestApi::start().await;
+    let agent = Token::new("t1", "p1").sign();
+    for text in ["first note", "second note"] {
+        api.post(&agent, "/add", json!({"content": text})).await;
+    }
+    api.post(&agent, "/event", json!({"event_type": "e", "payload": {}})).await;
+    let out = temp_file("unused", "").with_file_name("p1.jsonl");
+    let r = call(&api, &Token::admin("t1", "p1").sign(), &["export", "--output", out.to_str().unwrap()], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("exported 3 rows (event 1, semantic 2) to "), "{}", r.stdout);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(!out.with_file_name("p1.jsonl.partial").exists());
+
+    // To stdout, the lines alone; the summary goes to stderr.
+    let r = call(&api, &Token::admin("t1", "p1").sign(), &["export"], "").await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, text.as_str()), "{}", r.stderr);
+
+    let admin2 = Token::admin("t1", "p2").sign();
+    let r = call(&api, &admin2, &["import", out.to_str().unwrap(), "--new-ids"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("imported 3 rows (") && r.stdout.contains("semantic 2") && r.stdout.contains("event 1"),
+        "{}",
+        r.stdout
+    );
+    let r = call(&api, &admin2, &["import", "-", "--new-ids", "--json"], &text).await;
+    assert_eq!(r.json()["imported"], 3, "{}", r.stderr);
+
+    // A malformed file: its line, exit 6, nothing imported.
+    let bad = format!("{}\n{{\"layer\":\"semantic\",\"row\":{{\"colour\":1}}}}\n", text.lines().next().unwrap());
+    let r = call(&api, &Token::admin("t1", "p3").sign(), &["import", "-", "--new-ids"], &bad).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("line 2: `colour` is not a column"), "{}", r.stderr);
+    assert_eq!(api.count("memories_semantic").await, 6);
+    // Not an admin: exit 4.
+    let r = call(&api, &agent, &["export", "--output", out.to_str().unwrap()], "").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    api.stop().await;
+}

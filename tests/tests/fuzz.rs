@@ -312,10 +312,13 @@ fn violation(r: &Req, o: &Outcome) -> Option<String> {
     if o.status >= 400 && o.json.as_ref().is_none_or(|j| j.get("detail").is_none()) {
         return Some(format!("status {} without a JSON detail", o.status));
     }
-    // Successes are JSON, except Prometheus text and the HTML reference.
+    // Successes are JSON, except Prometheus text, the HTML reference and an export's JSON lines.
+    let json_lines = r.path == "/api/v1/memory/export"
+        && o.text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()));
     if (200..300).contains(&o.status)
         && o.status != 204
         && !["/metrics", "/docs"].contains(&r.path.as_str())
+        && !json_lines
         && o.json.is_none()
     {
         return Some(format!("status {} with a non-JSON body", o.status));

@@ -3,7 +3,7 @@
 
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{admin, capture, memory, registry, review, system, units};
+use super::{admin, capture, memory, registry, review, system, transfer, units};
 use crate::runtime::state::AppState;
 
 /// Who may call a route (checked by the handler; documented here).
@@ -23,6 +23,8 @@ pub enum Body {
     Layer(&'static str, &'static [Field]),
     Fields(&'static [Field]),
     AnyObject,
+    /// JSON lines (`application/x-ndjson`), described by the text.
+    JsonLines(&'static str),
 }
 
 /// (name, JSON type, required, description)
@@ -227,6 +229,14 @@ pub fn routes() -> Vec<(Op, MethodRouter<AppState>)> {
         (
             op!("get" "/api/v1/memory/maintenance/audit/head", "The audit chain head, signed with PINAK_AUDIT_SIGNING_KEY", Admin, q: &[], b: Body::None, ok: 200, e: &[]),
             get(admin::audit_head),
+        ),
+        (
+            op!("get" "/api/v1/memory/export", "The project as JSON lines: every layer's rows, vectors included, from one snapshot", Admin, q: &[], b: Body::None, ok: 200, e: &[]),
+            get(transfer::export),
+        ),
+        (
+            op!("post" "/api/v1/memory/import", "Load an export into the project, all or nothing (at most 64 MiB)", Admin, q: &[("new_ids", "boolean", false, "give every row a fresh id (default false: keep the file's ids)")], b: Body::JsonLines("the lines of `GET /api/v1/memory/export`: `{\"layer\": <layer>, \"row\": {<column>: <value>}}`; a row takes the importer's tenant and project"), ok: 200, e: &[409, 413, 422]),
+            post(transfer::import),
         ),
         (
             op!("post" "/api/v1/memory/units", "Group records into a unit", Admin, q: &[], b: Body::Fields(&[("label", "string", true, "1-256 chars"), ("members", "array", true, "1-100 of {layer, id, role}")]), ok: 201, e: &[400]),

@@ -71,7 +71,7 @@ fn operation(op: &Op) -> Value {
         "security": if op.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) },
     });
     let body = match op.body {
-        Body::None => None,
+        Body::None | Body::JsonLines(_) => None,
         Body::AnyObject => Some(json!({ "type": "object" })),
         Body::Fields(fields) => Some(object_schema(fields)),
         Body::Layer(layer, []) => Some(json!({ "$ref": format!("#/components/schemas/{}", layer_schema_name(layer)) })),
@@ -81,6 +81,10 @@ fn operation(op: &Op) -> Value {
     };
     if let Some(schema) = body {
         out["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    if let Body::JsonLines(what) = op.body {
+        out["requestBody"] = json!({ "required": true, "description": what,
+            "content": { "application/x-ndjson": { "schema": { "type": "string" } } } });
     }
     out
 }

@@ -10,6 +10,7 @@ pub mod reference;
 pub mod registry;
 pub mod review;
 pub mod system;
+pub mod transfer;
 pub mod units;
 
 use axum::Router;

@@ -42,6 +42,13 @@ const NEEDS: &[(&str, &str, Need, &str)] = &[
     ("get", "/docs", Need::Public, ""),
     ("post", "/api/v1/auth/revoke", Need::One(Perm::Revoke), ""),
     ("get", "/api/v1/memory/schema", Need::One(Perm::Schemas), ""),
+    ("get", "/api/v1/memory/export", Need::One(Perm::Export), ""),
+    (
+        "post",
+        "/api/v1/memory/import",
+        Need::One(Perm::Import),
+        "the rows bypass the write policy (validation, quarantine, embedding): a restore, not a write",
+    ),
     ("get", "/api/v1/memory/schema/{layer}", Need::One(Perm::Schemas), ""),
     (
         "post",
@@ -236,6 +243,7 @@ fn body_text(body: &Body, schemas: &LayerSchemas, out: &mut String) {
     match body {
         Body::None => {}
         Body::AnyObject => out.push_str("\nBody: a JSON object; its fields are described in the guide above.\n"),
+        Body::JsonLines(what) => out.push_str(&format!("\nBody: JSON lines (`application/x-ndjson`), {what}.\n")),
         Body::Fields(fields) => {
             out.push_str("\nBody, a JSON object:\n\n");
             fields_table(fields.iter().copied(), out);

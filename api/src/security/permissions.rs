@@ -43,6 +43,10 @@ pub enum Perm {
     Metrics,
     /// The capture wire.
     Capture,
+    /// Export a whole project (every layer, vectors included).
+    Export,
+    /// Import records into a project, bypassing the write policy (a restore).
+    Import,
 }
 
 impl Perm {
@@ -67,6 +71,8 @@ impl Perm {
             Perm::Revoke => (SCOPE_ADMIN, "memory.auth.revoke".into(), true),
             Perm::Metrics => (SCOPE_ADMIN, "memory.metrics".into(), true),
             Perm::Capture => (SCOPE_WRITE, "memory.capture".into(), false),
+            Perm::Export => (SCOPE_ADMIN, "memory.export".into(), true),
+            Perm::Import => (SCOPE_ADMIN, "memory.import".into(), true),
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::runtime::state::AppState;
 use crate::web::error::AppError;
 
 pub const MAX_BODY_BYTES: usize = 1_048_576;
+/// `POST /memory/import` carries a whole project (`store::transfer`), vectors included.
+pub const IMPORT_MAX_BYTES: usize = 64 * 1_048_576;
+pub const IMPORT_PATH: &str = "/api/v1/memory/import";
 
 /// Route template of the matched route, carried out of the router on the response.
 #[derive(Clone)]
@@ -98,25 +101,27 @@ pub fn not_ready(state: &AppState) -> Response {
         .into_response()
 }
 
-/// 1 MiB cap on POST/PUT/PATCH bodies, by declared length and by what actually arrives.
+/// 1 MiB cap on POST/PUT/PATCH bodies (64 MiB on the import route), by declared length and
+/// by what actually arrives.
 async fn cap_body(req: Request, within: std::time::Duration) -> Result<Request, AppError> {
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
         return Ok(req);
     }
+    let cap = if req.uri().path() == IMPORT_PATH { IMPORT_MAX_BYTES } else { MAX_BODY_BYTES };
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| AppError::bad_request("Invalid Content-Length"))?;
-        if len > MAX_BODY_BYTES as u64 {
+        if len > cap as u64 {
             return Err(too_large());
         }
     }
     let (parts, body) = req.into_parts();
     // Bounded in time too: a client that trickles or pauses its body must not hold a
     // connection and a task for ever (the request timeout starts after this).
-    let bytes = match tokio::time::timeout(within, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+    let bytes = match tokio::time::timeout(within, Limited::new(body, cap).collect()).await {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
         Ok(Err(_)) => return Err(AppError::bad_request("Request body interrupted")),

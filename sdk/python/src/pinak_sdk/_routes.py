@@ -96,4 +96,6 @@ ROUTES: dict[str, Route] = {
 NOT_COVERED: dict[tuple[str, str], str] = {
     ("POST", f"{_M}/capture/session"): "capture pipeline not accepting yet: always 503 capture_disabled",
     ("POST", f"{_M}/capture"): "capture pipeline not accepting yet: always 503 capture_disabled",
+    ("GET", f"{_M}/export"): "an operator's transfer of a whole project (JSON lines): `pinak export`",
+    ("POST", f"{_M}/import"): "an operator's restore of a whole project (JSON lines): `pinak import`",
 }
