@@ -19,6 +19,8 @@ pub struct Api {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// `X-Next-Cursor` of a list page: where the next page starts.
+    pub next_cursor: Option<String>,
 }
 
 impl Api {
@@ -48,6 +50,25 @@ impl Api {
 
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Answer, Failure> {
         self.send("GET", path, self.http.get(self.url(path)).query(query))
+    }
+
+    /// A list route's items: one page, or with `all` every page, following `X-Next-Cursor`.
+    pub fn list(&self, path: &str, query: &[(&str, String)], all: bool) -> Result<Value, Failure> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = query.to_vec();
+            q.extend(cursor.take().map(|c| ("cursor", c)));
+            let answer = self.get(path, &q)?;
+            match answer.body {
+                Value::Array(page) => items.extend(page),
+                other => return Err(Failure::Api(format!("GET {path}: expected a list, got {other}"))),
+            }
+            match answer.next_cursor {
+                Some(next) if all => cursor = Some(next),
+                _ => return Ok(Value::Array(items)),
+            }
+        }
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Answer, Failure> {
@@ -120,6 +141,7 @@ impl Api {
     fn send(&self, method: &str, path: &str, req: RequestBuilder) -> Result<Answer, Failure> {
         let resp = self.open(path, req)?;
         let status = resp.status();
+        let next_cursor = resp.headers().get("x-next-cursor").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let text = resp
             .text()
             .map_err(|e| Failure::Unreachable(format!("{method} {path}: reading the answer failed: {e}")))?;
@@ -128,7 +150,7 @@ impl Api {
         }
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Ok(Answer { status: status.as_u16(), body })
+        Ok(Answer { status: status.as_u16(), body, next_cursor })
     }
 }
 

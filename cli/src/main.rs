@@ -8,6 +8,7 @@ mod memory;
 mod mint;
 mod ops;
 mod output;
+mod profile;
 mod review;
 mod streams;
 mod transfer;
@@ -32,25 +33,59 @@ Exit status:
 #[command(name = "pinak", version, arg_required_else_help = true, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
-    global: Global,
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Global {
-    /// Base URL of the Pinak API
-    #[arg(long, global = true, env = "PINAK_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// Bearer token for the API
+pub struct GlobalArgs {
+    /// Base URL of the Pinak API [default: the profile's, else http://127.0.0.1:8000]
+    #[arg(long, global = true, env = "PINAK_URL")]
+    url: Option<String>,
+    /// Bearer token for the API [default: the profile's]
     #[arg(long, global = true, env = "PINAK_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print the API's JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
-    /// Seconds to wait for each request
-    #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// Seconds to wait for each request [default: the profile's, else 30]
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: Option<u64>,
+    /// Profile file [default: $XDG_CONFIG_HOME/pinak/config.toml or ~/.config/pinak/config.toml]
+    #[arg(long, global = true, env = "PINAK_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Profile of the file to use [default: default]
+    #[arg(long, global = true, env = "PINAK_PROFILE")]
+    profile: Option<String>,
+}
+
+/// The connection settings in force: flags and environment over the profile over defaults.
+#[derive(Debug)]
+pub struct Global {
+    url: String,
+    token: Option<String>,
+    json: bool,
     timeout: u64,
+}
+
+const DEFAULT_URL: &str = "http://127.0.0.1:8000";
+const DEFAULT_TIMEOUT: u64 = 30;
+
+impl GlobalArgs {
+    fn resolve(&self) -> Result<Global, Failure> {
+        let p = profile::load(self.config.as_deref(), self.profile.as_deref())?;
+        let timeout = self.timeout.or(p.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        if !(1..=3600).contains(&timeout) {
+            return Err(Failure::Usage(format!("the profile's timeout must be 1-3600 seconds, got {timeout}")));
+        }
+        Ok(Global {
+            url: self.url.clone().or(p.url).unwrap_or_else(|| DEFAULT_URL.to_owned()),
+            token: self.token.clone().or(p.token),
+            json: self.json,
+            timeout,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,25 +196,26 @@ impl Failure {
 }
 
 fn run(cli: &Cli) -> Result<String, Failure> {
-    let g = &cli.global;
+    // Minting and completions need no connection settings (and no profile file).
+    let g = || cli.global.resolve();
     match &cli.command {
         Command::Token { command: TokenCommand::Mint(args) } | Command::Mint(args) => mint::run(args),
-        Command::Add(args) => memory::add(g, args),
-        Command::Search(args) => memory::search(g, args),
-        Command::Get(args) => memory::get(g, args),
-        Command::Context(args) => memory::context(g, args),
-        Command::Stats(args) => ops::stats(g, args),
-        Command::Proposals { command } => review::proposals(g, command),
-        Command::Revoke(args) => review::revoke(g, args),
-        Command::Events { command } => streams::events(g, command),
-        Command::Session { command } => streams::session(g, command),
-        Command::Working { command } => streams::working(g, command),
-        Command::Clients { command } => streams::clients(g, command),
-        Command::Export(args) => transfer::export(g, args),
-        Command::Import(args) => transfer::import(g, args),
-        Command::Doctor => ops::doctor(g),
-        Command::Mcp => mcp::run(g),
         Command::Completions { shell } => completions(*shell),
+        Command::Add(args) => memory::add(&g()?, args),
+        Command::Search(args) => memory::search(&g()?, args),
+        Command::Get(args) => memory::get(&g()?, args),
+        Command::Context(args) => memory::context(&g()?, args),
+        Command::Stats(args) => ops::stats(&g()?, args),
+        Command::Proposals { command } => review::proposals(&g()?, command),
+        Command::Revoke(args) => review::revoke(&g()?, args),
+        Command::Events { command } => streams::events(&g()?, command),
+        Command::Session { command } => streams::session(&g()?, command),
+        Command::Working { command } => streams::working(&g()?, command),
+        Command::Clients { command } => streams::clients(&g()?, command),
+        Command::Export(args) => transfer::export(&g()?, args),
+        Command::Import(args) => transfer::import(&g()?, args),
+        Command::Doctor => ops::doctor(&g()?),
+        Command::Mcp => mcp::run(&g()?),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `pinak token mint`: an HS256 token for local development (the dev script and the Helm
-//! chart's NOTES.txt use it, under its older name `pinak mint`).
+//! `pinak token mint`: a token signed with the HS256 secret (local development; the dev script
+//! and the Helm chart's NOTES.txt use it, under its older name `pinak mint`), or with a private
+//! key whose public half the API holds under a `kid`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -17,10 +18,11 @@ const MIN_SECRET_LEN: usize = 32;
 /// Secrets published in the prototype's docs; refused whatever their length.
 const PUBLISHED_SECRETS: [&str; 2] = ["secret", "dev-secret-change-me"];
 
-/// Print an HS256 JWT for the Pinak API on stdout.
+/// Print a JWT for the Pinak API on stdout.
 ///
-/// The secret must be at least 32 bytes and not a published example (`secret`,
-/// `dev-secret-change-me`); a refused secret exits with status 2.
+/// Signed with the HS256 secret, which must be at least 32 bytes and not a published example
+/// (`secret`, `dev-secret-change-me`; a refused secret exits with status 2), or with
+/// `--key-file` and `--kid`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MintArgs {
     /// tenant claim
@@ -33,6 +35,14 @@ pub struct MintArgs {
     /// PINAK_JWT_SECRET is used
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// PEM private key to sign with instead of the secret: Ed25519 (EdDSA), RSA (RS256) or EC
+    /// P-256/P-384 (ES256/ES384); the API verifies it with the public key named by --kid
+    #[arg(long, requires = "kid", conflicts_with = "secret_file")]
+    pub key_file: Option<PathBuf>,
+    /// Key id sent in the token's header: the public key's name in the API's
+    /// PINAK_JWT_KEYS_DIR (file name without extension) or JWKS
+    #[arg(long, requires = "key_file", value_parser = NonEmptyStringValueParser::new())]
+    pub kid: Option<String>,
     /// Add scope memory.admin and roles ["admin"]
     #[arg(long)]
     pub admin: bool,
@@ -143,10 +153,38 @@ fn mint(args: &MintArgs, secret: &[u8], now: i64) -> Result<String, Failure> {
         .map_err(|e| Failure::Other(format!("cannot sign token: {e}")))
 }
 
-/// The signed token, with the secret from the file or the environment.
+/// Signs `claims` with the private key `pem`: the first algorithm the key serves.
+fn sign_with_key(pem: &[u8], kid: &str, claims: &Value) -> Result<String, Failure> {
+    type Load = fn(&[u8]) -> jsonwebtoken::errors::Result<EncodingKey>;
+    let candidates: [(Algorithm, Load); 4] = [
+        (Algorithm::EdDSA, EncodingKey::from_ed_pem),
+        (Algorithm::RS256, EncodingKey::from_rsa_pem),
+        (Algorithm::ES256, EncodingKey::from_ec_pem),
+        (Algorithm::ES384, EncodingKey::from_ec_pem),
+    ];
+    for (alg, load) in candidates {
+        let Ok(key) = load(pem) else { continue };
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.to_owned());
+        if let Ok(token) = jsonwebtoken::encode(&header, claims, &key) {
+            return Ok(token);
+        }
+    }
+    Err(Failure::Usage("--key-file is not a PEM private key of Ed25519, RSA, or EC P-256/P-384".into()))
+}
+
+/// The signed token: with `--key-file`, or with the secret from the file or the environment.
 pub fn run(args: &MintArgs) -> Result<String, Failure> {
-    let secret = load_secret(args, std::env::var_os(SECRET_ENV))?;
-    mint(args, &secret, chrono::Utc::now().timestamp())
+    let now = chrono::Utc::now().timestamp();
+    match (&args.key_file, &args.kid) {
+        (Some(path), Some(kid)) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| Failure::Usage(format!("cannot read key file {}: {e}", path.display())))?;
+            let jti = uuid::Uuid::new_v4().simple().to_string();
+            sign_with_key(&pem, kid, &claims(args, &args.scopes()?, now, &jti))
+        }
+        _ => mint(args, &load_secret(args, std::env::var_os(SECRET_ENV))?, now),
+    }
 }
 
 #[cfg(test)]

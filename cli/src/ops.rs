@@ -63,6 +63,44 @@ fn token_claims(token: &str) -> Result<String, Failure> {
     ))
 }
 
+/// The store behind the API, for an admin token: schema version and pgvector, rows without a
+/// vector, the audit chain. Other tokens get the checks marked skipped.
+fn store_checks(api: &Api) -> Vec<Check> {
+    let admin = api
+        .token()
+        .and_then(|t| jsonwebtoken::dangerous::insecure_decode_claims::<Value>(t).ok())
+        .is_some_and(|c| c["roles"].as_array().is_some_and(|r| r.iter().any(|x| x == "admin")));
+    if !admin {
+        let skipped = || Ok("skipped: needs an admin token".to_owned());
+        return vec![Check { name: "store", outcome: skipped() }, Check { name: "audit", outcome: skipped() }];
+    }
+    let vector_enabled = api.get("/api/v1/health", &[]).map(|a| a.body["vector_enabled"] == true).unwrap_or(false);
+    let store = api.get("/api/v1/metrics", &[]).and_then(|a| {
+        let m = a.body;
+        let summary = format!(
+            "migration {}, pgvector {}, {} vectors",
+            cell(&m["schema_version"]),
+            cell(&m["pgvector"]),
+            cell(&m["vectors"])
+        );
+        match m["rows_without_vectors"].as_i64().unwrap_or(0) {
+            missing if missing > 0 && vector_enabled => Err(Failure::Api(format!(
+                "{summary}; {missing} rows without a vector (the reembed job fills them; see its logs)"
+            ))),
+            _ => Ok(summary),
+        }
+    });
+    let audit = api.post("/api/v1/memory/maintenance/verify", &json!({})).and_then(|a| {
+        let r = &a.body["audit"];
+        if r["valid"] == true {
+            Ok(format!("chain of {} links verified", cell(&r["checked"])))
+        } else {
+            Err(Failure::Api(format!("audit chain broken: {r}")))
+        }
+    });
+    vec![Check { name: "store", outcome: store }, Check { name: "audit", outcome: audit }]
+}
+
 /// Reachability, readiness and the token, each checked on its own so one report shows all.
 pub fn doctor(g: &Global) -> Result<String, Failure> {
     let api = Api::public(g)?;
@@ -79,6 +117,9 @@ pub fn doctor(g: &Global) -> Result<String, Failure> {
     if checks.iter().all(|c| c.outcome.is_ok()) {
         let accepted = api.get("/api/v1/memory/schema", &[]).map(|_| "accepted, may read".to_owned());
         checks.push(Check { name: "auth", outcome: accepted });
+    }
+    if checks.iter().all(|c| c.outcome.is_ok()) {
+        checks.extend(store_checks(&api));
     }
 
     let failed = checks.iter().filter(|c| c.outcome.is_err()).count();

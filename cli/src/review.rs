@@ -17,6 +17,9 @@ pub enum ProposalsCommand {
         /// Most items to show (1-200)
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=200))]
         limit: u16,
+        /// Every page, following the API's cursor (`--limit` is then the page size)
+        #[arg(long)]
+        all: bool,
     },
     /// Approve an item: the API validates it again, then stores it
     Approve { id: String },
@@ -27,9 +30,9 @@ pub enum ProposalsCommand {
 pub fn proposals(g: &Global, cmd: &ProposalsCommand) -> Result<String, Failure> {
     let api = Api::new(g)?;
     let (verb, id) = match cmd {
-        ProposalsCommand::List { status, limit } => {
+        ProposalsCommand::List { status, limit, all } => {
             let query = [("status_filter", status.clone()), ("limit", limit.to_string())];
-            let body = api.get("/api/v1/memory/quarantine/list", &query)?.body;
+            let body = api.list("/api/v1/memory/quarantine/list", &query, *all)?;
             return Ok(if g.json { body.to_string() } else { proposal_table(&body) });
         }
         ProposalsCommand::Approve { id } => ("approve", id),

@@ -12,6 +12,9 @@ pub struct Limit {
     /// Most rows to show (1-200)
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=200))]
     limit: u16,
+    /// Every page, following the API's cursor (`--limit` is then the page size)
+    #[arg(long)]
+    all: bool,
 }
 
 /// Events of the project
@@ -73,8 +76,16 @@ pub enum WorkingCommand {
 }
 
 /// Lists `path` as a table of `columns` (header, field), or the API's JSON.
-fn list(g: &Global, path: &str, query: &[(&str, String)], columns: &[(&str, &str)]) -> Result<String, Failure> {
-    let body = Api::new(g)?.get(path, query)?.body;
+fn list(
+    g: &Global,
+    path: &str,
+    l: &Limit,
+    query: &[(&str, String)],
+    columns: &[(&str, &str)],
+) -> Result<String, Failure> {
+    let mut query = query.to_vec();
+    query.push(("limit", l.limit.to_string()));
+    let body = Api::new(g)?.list(path, &query, l.all)?;
     if g.json {
         return Ok(body.to_string());
     }
@@ -115,7 +126,8 @@ pub fn events(g: &Global, cmd: &EventsCommand) -> Result<String, Failure> {
         EventsCommand::List(l) => list(
             g,
             "/api/v1/memory/events",
-            &[("limit", l.limit.to_string())],
+            l,
+            &[],
             &[("ID", "id"), ("TIME", "ts"), ("TYPE", "event_type"), ("PAYLOAD", "payload")],
         ),
         EventsCommand::Add { event_type, payload } => {
@@ -133,7 +145,8 @@ pub fn session(g: &Global, cmd: &SessionCommand) -> Result<String, Failure> {
         SessionCommand::List { session_id, limit } => list(
             g,
             "/api/v1/memory/session/list",
-            &[("session_id", session_id.clone()), ("limit", limit.limit.to_string())],
+            limit,
+            &[("session_id", session_id.clone())],
             &[("TIME", "ts"), ("ROLE", "role"), ("CONTENT", "content")],
         ),
         SessionCommand::Add { session_id, text, role, ttl } => {
@@ -149,7 +162,8 @@ pub fn working(g: &Global, cmd: &WorkingCommand) -> Result<String, Failure> {
         WorkingCommand::List(l) => list(
             g,
             "/api/v1/memory/working/list",
-            &[("limit", l.limit.to_string())],
+            l,
+            &[],
             &[("ID", "id"), ("SESSION", "session_id"), ("KEY", "key"), ("EXPIRES", "expires_at"), ("CONTENT", "value")],
         ),
         WorkingCommand::Add { text, session_id, key, ttl } => {
@@ -191,7 +205,8 @@ pub fn clients(g: &Global, cmd: &ClientsCommand) -> Result<String, Failure> {
         ClientsCommand::List(l) => list(
             g,
             "/api/v1/memory/client/list",
-            &[("limit", l.limit.to_string())],
+            l,
+            &[],
             &[("CLIENT", "client_id"), ("STATUS", "status"), ("PARENT", "parent_client_id"), ("NAME", "client_name")],
         ),
         ClientsCommand::Register { client_id, name, parent, status } => {

@@ -23,7 +23,15 @@ impl Run {
 /// keeps serving while the child waits on it.
 async fn pinak(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
     let mut cmd = Command::new(pinak_tests::operator::workspace_bin("pinak"));
-    cmd.args(args).env_remove("PINAK_URL").env_remove("PINAK_TOKEN").env_remove("PINAK_JWT_SECRET");
+    // No profile file of the machine's user: an empty configuration directory.
+    let no_config = std::env::temp_dir().join("pinak_cli_no_config");
+    cmd.args(args)
+        .env_remove("PINAK_URL")
+        .env_remove("PINAK_TOKEN")
+        .env_remove("PINAK_JWT_SECRET")
+        .env_remove("PINAK_CONFIG")
+        .env_remove("PINAK_PROFILE")
+        .env("XDG_CONFIG_HOME", &no_config);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -242,6 +250,24 @@ async fn stats_and_doctor() {
         assert!(r.stdout.lines().any(|l| l.starts_with(check) && l.contains(" ok ")), "{check}: {}", r.stdout);
     }
     assert!(r.stdout.contains("tenant t1, project p1, client client-a"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("store") && l.contains("skipped: needs an admin token")),
+        "{}",
+        r.stdout
+    );
+
+    // An admin token also checks the store: schema, pgvector, vectors, the audit chain.
+    let admin = Token::admin("t1", "p1").sign();
+    let r = call(&api, &admin, &["doctor"], "").await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let store = r.stdout.lines().find(|l| l.starts_with("store")).unwrap_or_default().to_owned();
+    assert!(store.contains(" ok ") && store.contains("migration ") && store.contains("pgvector 0.8"), "{}", r.stdout);
+    assert!(r.stdout.lines().any(|l| l.starts_with("audit") && l.contains("links verified")), "{}", r.stdout);
+    let mut db = api.db().await;
+    sqlx::query("UPDATE memories_semantic SET embedding = NULL WHERE content = 'one'").execute(&mut db).await.unwrap();
+    let r = call(&api, &admin, &["doctor"], "").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stdout.contains("1 rows without a vector"), "{}", r.stdout);
 
     // A forged token looks fine locally; the API's 401 is what fails.
     let forged = Token::new("t1", "p1").secret("another-secret-0123456789-abcdefghijklmnop").sign();
@@ -341,6 +367,19 @@ async fn events_session_and_working() {
     assert!(r.stdout.lines().any(|l| l.contains("k1") && l.ends_with("remember the drain")), "{}", r.stdout);
     let r = call(&api, &token, &["working", "list", "--json"], "").await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
+
+    // Past one page: --all follows the API's cursor.
+    for n in 0..4 {
+        call(&api, &token, &["events", "add", "tick", "--payload", &format!(r#"{{"n": {n}}}"#)], "").await;
+    }
+    let r = call(&api, &token, &["events", "list", "--limit", "2", "--json"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    let r = call(&api, &token, &["events", "list", "--limit", "2", "--all", "--json"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json().as_array().unwrap().len(), 5, "{}", r.stdout);
+    let r = call(&api, &token, &["events", "list", "--limit", "2", "--all"], "").await;
+    assert_eq!(r.stdout.lines().count(), 6, "a header and five rows: {}", r.stdout);
     api.stop().await;
 }
 
@@ -408,5 +447,97 @@ async fn export_and_import_round_trip() {
     // Not an admin: exit 4.
     let r = call(&api, &agent, &["export", "--output", out.to_str().unwrap()], "").await;
     assert_eq!(r.code, 4, "{}", r.stderr);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn profiles_give_the_url_and_token() {
+    let api = TestApi::start().await;
+    let token_file = temp_file("t1.token", &format!("{}\n", Token::new("t1", "p1").sign()));
+    let config = temp_file(
+        "config.toml",
+        &format!(
+            "[profiles.default]\nurl = \"http://127.0.0.1:9\"\n\n[profiles.test]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout = 20\n",
+            api.base,
+            token_file.display()
+        ),
+    );
+    let cfg = config.to_str().unwrap();
+    let r = pinak(&["--config", cfg, "--profile", "test", "add", "from a profile"], &[], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pinak(&["search", "profile", "--json"], &[("PINAK_CONFIG", cfg), ("PINAK_PROFILE", "test")], "").await;
+    assert_eq!(r.json()[0]["content"], "from a profile", "{}", r.stderr);
+    // The default profile points nowhere: unreachable (3); a flag wins over the profile.
+    let r = pinak(&["--config", cfg, "stats"], &[("PINAK_TOKEN", "x")], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = pinak(
+        &["--config", cfg, "--url", &api.base, "search", "profile"],
+        &[("PINAK_TOKEN", &Token::new("t1", "p1").sign())],
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A profile the file lacks, or a misspelt key: usage errors (2) naming the problem.
+    let r = pinak(&["--config", cfg, "--profile", "prod", "stats"], &[], "").await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no profile `prod`") && r.stderr.contains("default, test"), "{}", r.stderr);
+    let bad = temp_file("bad.toml", "[profiles.default]\nurl = \"http://x\"\ntokne = \"t\"\n");
+    let r = pinak(&["--config", bad.to_str().unwrap(), "stats"], &[], "").await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("tokne"), "{}", r.stderr);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_signed_with_a_private_key_and_kid() {
+    let (ed, rsa) = (pinak_tests::keypair::KeyPair::ed25519(), pinak_tests::keypair::KeyPair::rsa());
+    let keys = temp_file("ops-ed.pem", std::str::from_utf8(&ed.public_pem).unwrap()).with_file_name("");
+    std::fs::write(keys.join("ops-rsa.pem"), &rsa.public_pem).unwrap();
+    let api = TestApi::builder().env("PINAK_JWT_KEYS_DIR", keys.to_str().unwrap()).start().await;
+    for (pair, kid) in [(&ed, "ops-ed"), (&rsa, "ops-rsa")] {
+        let key = temp_file("private.pem", std::str::from_utf8(&pair.private_pem).unwrap());
+        let r = pinak(
+            &["token", "mint", "--tenant", "t1", "--project", "p1", "--key-file", key.to_str().unwrap(), "--kid", kid],
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let token = r.stdout.trim().to_owned();
+        let r = call(&api, &token, &["stats"], "").await;
+        assert_eq!(r.code, 0, "{kid}: {}", r.stderr);
+    }
+    // The wrong kid for the key: the API refuses the signature (4).
+    let key = temp_file("private.pem", std::str::from_utf8(&ed.private_pem).unwrap());
+    let r = pinak(
+        &[
+            "token",
+            "mint",
+            "--tenant",
+            "t1",
+            "--project",
+            "p1",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--kid",
+            "ops-rsa",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(call(&api, r.stdout.trim(), &["stats"], "").await.code, 4);
+    // Not a key, or a key without its kid: usage errors.
+    let junk = temp_file("junk.pem", "not a key");
+    let r = pinak(
+        &["token", "mint", "--tenant", "t", "--project", "p", "--key-file", junk.to_str().unwrap(), "--kid", "k"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = pinak(&["token", "mint", "--tenant", "t", "--project", "p", "--key-file", key.to_str().unwrap()], &[], "")
+        .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
     api.stop().await;
 }

@@ -51,15 +51,22 @@ pub async fn json_metrics(State(state): State<AppState>, headers: HeaderMap) -> 
     if !state.is_ready() {
         return Err(AppError::status(axum::http::StatusCode::SERVICE_UNAVAILABLE, "Memory service not ready"));
     }
-    let vectors: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM memories_semantic WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)
-              + (SELECT count(*) FROM memories_episodic WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)
-              + (SELECT count(*) FROM memories_procedural WHERE tenant = $1 AND project_id = $2 AND embedding IS NOT NULL)",
+    // Rows of the vectorised layers with and without a vector: a gap is what the reembed job
+    // fills, and what `pinak doctor` reports.
+    let (vectors, without): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE v), count(*) FILTER (WHERE NOT v) FROM (
+             SELECT embedding IS NOT NULL AS v FROM memories_semantic WHERE tenant = $1 AND project_id = $2
+             UNION ALL SELECT embedding IS NOT NULL FROM memories_episodic WHERE tenant = $1 AND project_id = $2
+             UNION ALL SELECT embedding IS NOT NULL FROM memories_procedural WHERE tenant = $1 AND project_id = $2) r",
     )
     .bind(&p.scope.tenant)
     .bind(&p.scope.project)
     .fetch_one(&state.pool)
     .await?;
+    let schema_version = crate::store::db::migration_version(&state.pool).await?;
+    let pgvector: Option<String> = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        .fetch_optional(&state.pool)
+        .await?;
     let access_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM logs_access WHERE tenant = $1 AND project_id = $2")
         .bind(&p.scope.tenant)
         .bind(&p.scope.project)
@@ -68,6 +75,9 @@ pub async fn json_metrics(State(state): State<AppState>, headers: HeaderMap) -> 
     Ok(Json(json!({
         "verification": state.readiness_state(),
         "vectors": vectors,
+        "rows_without_vectors": without,
+        "schema_version": schema_version,
+        "pgvector": pgvector,
         "access_rows": access_rows,
         "requests": metrics::request_summary(),
     })))
