@@ -4,4 +4,5 @@
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod server;
