@@ -133,11 +133,7 @@ async fn every_crontab_entry_is_scheduled_and_succeeds() {
 
 #[tokio::test]
 async fn purge_and_prune_jobs_delete_only_what_is_due() {
-    let api = TestApi::builder()
-        .env("PINAK_ACCESS_LOG_RETENTION_DAYS", "30")
-        .env("PINAK_IDEMPOTENCY_TTL_SECS", "3600")
-        .start()
-        .await;
+    let api = TestApi::builder().env("PINAK_ACCESS_LOG_RETENTION_DAYS", "30").start().await;
     let mut c = api.db().await;
     for sql in [
         "INSERT INTO working_memory (id, tenant, project_id, value, expires_at) VALUES
@@ -155,8 +151,6 @@ async fn purge_and_prune_jobs_delete_only_what_is_due() {
             ('t', 'p', 'read', 'ok', 'recent', now() - interval '29 days')",
         "INSERT INTO revoked_jti (tenant, jti, expires_at) VALUES
             ('t', 'gone-1', now() - interval '1 minute'), ('t', 'gone-2', now() - interval '10 days'), ('t', 'kept', now() + interval '1 hour')",
-        "INSERT INTO idempotency_keys (tenant, project_id, key, request_hash, created_at) VALUES
-            ('t', 'p', 'stale', 'h', now() - interval '61 minutes'), ('t', 'p', 'fresh', 'h', now() - interval '59 minutes')",
     ] {
         sqlx::query(sql).execute(&mut c).await.unwrap();
     }
@@ -165,7 +159,6 @@ async fn purge_and_prune_jobs_delete_only_what_is_due() {
         enqueue(&api, "purge_expired", "t-purge").await,
         enqueue(&api, "prune_access_log", "t-access").await,
         enqueue(&api, "prune_revocations", "t-revoked").await,
-        enqueue(&api, "prune_idempotency_keys", "t-idempotency").await,
     ];
     wait_finished(&api, &ids).await;
 
@@ -182,21 +175,12 @@ async fn purge_and_prune_jobs_delete_only_what_is_due() {
     assert_eq!(texts("SELECT content FROM logs_session").await, ["forever", "live"]);
     assert_eq!(texts("SELECT detail FROM logs_access").await, ["recent"]);
     assert_eq!(texts("SELECT jti FROM revoked_jti").await, ["kept"]);
-    assert_eq!(texts("SELECT key FROM idempotency_keys").await, ["fresh"]);
     let rows: Vec<(String, i64)> = sqlx::query_as("SELECT job, rows FROM job_runs WHERE job_id = ANY($1) ORDER BY job")
         .bind(&ids[..])
         .fetch_all(&mut c)
         .await
         .unwrap();
-    assert_eq!(
-        rows,
-        [
-            ("prune_access_log".into(), 2),
-            ("prune_idempotency_keys".into(), 1),
-            ("prune_revocations".into(), 2),
-            ("purge_expired".into(), 3)
-        ]
-    );
+    assert_eq!(rows, [("prune_access_log".into(), 2), ("prune_revocations".into(), 2), ("purge_expired".into(), 3)]);
     api.stop().await;
 }
 

@@ -50,11 +50,6 @@ fn operation(op: &Op) -> Value {
     params.extend(
         op.query.iter().map(|f| json!({ "name": f.0, "in": "query", "required": f.2, "schema": field_schema(f) })),
     );
-    if op.method != "get" && op.path.starts_with("/api/v1/memory/") {
-        params.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "1-255 visible ASCII characters: a retry with the same key and request gets the first answer (header Idempotent-Replayed: true) and writes nothing; the same key with another request is a 422",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 255 } }));
-    }
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let mut responses = Map::new();
     responses.insert(op.ok.to_string(), json!({ "description": "success" }));

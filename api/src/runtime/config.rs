@@ -81,9 +81,6 @@ pub struct Config {
     pub exact_search_max_fraction: f64,
     /// `PINAK_SCOPE_SIZE_TTL_SECS`: how long a pod reuses a scope's measured size (0: never).
     pub scope_size_ttl: Duration,
-    /// `PINAK_IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` and its answer are kept
-    /// (api/src/web/idempotency.rs).
-    pub idempotency_ttl: Duration,
     /// `PINAK_READ_LOG_SYNC_COMMIT`: commit the access and audit rows of reads durably before
     /// answering. Off by default: they commit asynchronously (see `access::log_read`).
     pub read_log_sync_commit: bool,
@@ -216,7 +213,6 @@ impl Config {
                 f => return Err(invalid("PINAK_EXACT_SEARCH_MAX_FRACTION", &f.to_string(), "must be between 0 and 1")),
             },
             scope_size_ttl: Duration::from_secs(parse_num(&get, "PINAK_SCOPE_SIZE_TTL_SECS", 30)?),
-            idempotency_ttl: Duration::from_secs(positive(&get, "PINAK_IDEMPOTENCY_TTL_SECS", 86_400)?),
             read_log_sync_commit: parse_bool(&get, "PINAK_READ_LOG_SYNC_COMMIT", false)?,
             jobs_enabled: parse_bool(&get, "PINAK_JOBS", true)?,
             jobs_concurrency: match parse_num(&get, "PINAK_JOBS_CONCURRENCY", 1usize)? {

@@ -111,7 +111,6 @@ fn options(env: &JobEnv, shutdown: watch::Receiver<bool>) -> WorkerOptions {
         .define_job::<PurgeExpired>()
         .define_job::<PruneAccessLog>()
         .define_job::<PruneRevocations>()
-        .define_job::<PruneIdempotencyKeys>()
         .define_job::<Reembed>()
         .define_job::<VerifyVectors>()
         .define_job::<ExportAuditHeads>()
@@ -137,7 +136,6 @@ pub fn crontab() -> Vec<Crontab> {
         scheduled(Cron::hourly_at::<PurgeExpired>(5), HOUR),
         scheduled(Cron::hourly_at::<PruneAccessLog>(15), HOUR),
         scheduled(Cron::hourly_at::<PruneRevocations>(25), HOUR),
-        scheduled(Cron::hourly_at::<PruneIdempotencyKeys>(30), HOUR),
         scheduled(Cron::hourly_at::<VerifyVectors>(35), HOUR),
         scheduled(Cron::hourly_at::<ExportAuditHeads>(45), HOUR),
         scheduled(Cron::every_n_minutes::<Reembed>(10), CrontabFill::minutes(10)),
@@ -340,28 +338,6 @@ impl TaskHandler for PruneRevocations {
         run_recorded(&ctx, Self::IDENTIFIER, |env| async move {
             let n = delete_batched(&env.pool, "revoked_jti", "expires_at < now()", None).await?;
             Ok((n, json!({"revoked_jti": n})))
-        })
-        .await
-    }
-}
-
-/// Deletes `Idempotency-Key`s older than `PINAK_IDEMPOTENCY_TTL_SECS`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct PruneIdempotencyKeys {}
-
-impl TaskHandler for PruneIdempotencyKeys {
-    const IDENTIFIER: &'static str = "prune_idempotency_keys";
-    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
-        run_recorded(&ctx, Self::IDENTIFIER, |env| async move {
-            let secs = env.state.config.idempotency_ttl.as_secs() as i64;
-            let n = delete_batched(
-                &env.pool,
-                "idempotency_keys",
-                "created_at < now() - make_interval(secs => $1::float8)",
-                Some(secs),
-            )
-            .await?;
-            Ok((n, json!({"idempotency_keys": n, "ttl_seconds": secs})))
         })
         .await
     }

@@ -49,14 +49,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
         if req.uri().path().starts_with("/api/v1/memory/") && !state.is_ready() {
             return not_ready(&state);
         }
-        let run = async {
-            if crate::web::idempotency::applies(&req) {
-                crate::web::idempotency::run(&state, req, next).await
-            } else {
-                next.run(req).await
-            }
-        };
-        match tokio::time::timeout(state.config.request_timeout, run).await {
+        match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
             Ok(resp) => resp,
             Err(_) => AppError::status(StatusCode::SERVICE_UNAVAILABLE, "Request timed out").into_response(),
         }

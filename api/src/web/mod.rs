@@ -4,5 +4,4 @@
 pub mod error;
 pub mod extract;
 pub mod http;
-pub mod idempotency;
 pub mod server;
