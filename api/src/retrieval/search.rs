@@ -12,8 +12,8 @@
 //! `fusion.rs` merges the lists (reciprocal-rank fusion by default). `mode=keyword|vector`
 //! runs one leg. The whole search is one SQL statement (`hybrid_sql`), after a small one that
 //! parses the query into terms (`keyword::lexemes`, keyword leg only); only the choice of
-//! the selecting terms (`keyword::plan`) and the fusion run here. The HNSW settings and the text-search configuration are session
-//! settings of every pooled connection (`db.rs`).
+//! the selecting terms (`keyword::plan`) and the fusion run here. The HNSW settings and the
+//! text-search configuration are session settings of every pooled connection (`db.rs`).
 
 use std::sync::LazyLock;
 
